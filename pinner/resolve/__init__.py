@@ -1,0 +1,32 @@
+"""Resolvers: from an image reference to the digest it should be pinned to.
+
+One module per kind of registry, each a small class with the :class:`Resolver`
+shape. ``chainguard`` reads cgr.dev's tag history; ``distribution`` asks any
+registry that speaks the distribution API for the tag's current manifest digest.
+Nothing in this package is imported on the offline path: it pulls in httpx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pinner.reference import ImageReference
+from pinner.timestamps import Cutoff
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The digest chosen for a reference, and when that build was published if known."""
+
+    digest: str
+    published: str | None = None
+
+
+class Resolver(Protocol):
+    #: Whether this registry keeps a history, so that ``--before`` can be answered.
+    has_history: bool
+
+    async def resolve(self, reference: ImageReference, cutoff: Cutoff | None) -> Resolution:
+        """The digest of the newest build of the reference's tag (at or before *cutoff*)."""
+        ...

@@ -1,0 +1,345 @@
+"""HTTP to registries: where to send, how to authenticate, when to retry.
+
+Every request of every resolver goes through :class:`RegistryClient`, so the
+production path and the tests (which point ``--mirror`` at loopback servers) are
+the same code. It implements the distribution token flow
+(https://distribution.github.io/distribution/spec/auth/token/): a 401 carries a
+``WWW-Authenticate`` challenge naming the token realm; the token from the realm
+is reused for every later request to the same repository.
+
+httpx errors stop here: callers see only :mod:`pinner.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from pinner.credentials import Credential, find_credential
+from pinner.errors import AuthError, NotFoundError, RegistryError
+from pinner.reference import DOCKER_HUB
+from pinner.registries import base_url, is_loopback
+
+USER_AGENT = "pinner (+https://pypi.org/project/pinner/)"
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_AUTH_PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z_]{1,40}")
+
+Log = Callable[[str], None]
+CredentialLookup = Callable[[str, str], Credential | None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    backoff: float = 0.5  # seconds before the first retry, doubled each time
+    max_wait: float = 20.0  # cap on any single wait, Retry-After included
+
+    def wait(self, attempt: int, retry_after: str | None) -> float:
+        seconds = _retry_after_seconds(retry_after)
+        if seconds is None:
+            seconds = self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+        return max(0.0, min(seconds, self.max_wait))
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    """Scheme and parameters of a ``WWW-Authenticate`` header."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _AUTH_PARAM_RE.finditer(rest)
+    }
+    return scheme.lower(), params
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The distribution error code of a response (``MANIFEST_UNKNOWN``), if it has a clean one."""
+    try:
+        errors = response.json().get("errors")
+        code = errors[0].get("code")
+    except (ValueError, AttributeError, IndexError, KeyError, TypeError):
+        return ""
+    return f" {code}" if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code) else ""
+
+
+def _login_hint(registry: str) -> str:
+    if registry == "cgr.dev":
+        return "run `docker login cgr.dev` or `chainctl auth configure-docker`"
+    login = "" if registry == DOCKER_HUB else f" {registry}"
+    return f"run `docker login{login}`"
+
+
+@dataclass
+class RegistryClient:
+    """Sends registry API requests with auth, retries and a timeout, translating failures."""
+
+    http: httpx.AsyncClient
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    log: Log | None = None
+    credentials: CredentialLookup = find_credential
+    _auth: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
+    _creds: dict[tuple[str, str], Credential | None] = field(default_factory=dict, init=False)
+    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
+
+    def base_url(self, registry: str) -> str:
+        return base_url(registry, self.mirrors)
+
+    async def request(
+        self,
+        method: str,
+        registry: str,
+        repository: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """A successful (2xx) response to ``METHOD base/path``, or a PinError saying why not."""
+        url = self.base_url(registry) + path
+        key = (registry, repository)
+        authenticated = False
+        attempt = 0
+        while True:
+            sent = dict(headers or {})
+            if key in self._auth:
+                sent["Authorization"] = self._auth[key]
+            response = await self._send(method, url, params=params, headers=sent)
+            status = response.status_code
+            if status == 401 and not authenticated:
+                authenticated = True
+                await self._authenticate(registry, repository, response, stale=sent)
+                continue
+            if status in _RETRY_STATUS and attempt + 1 < self.retry.attempts:
+                wait = self.retry.wait(attempt, response.headers.get("Retry-After"))
+                self._say(f"  retrying in {wait:.1f}s after HTTP {status}")
+                await asyncio.sleep(wait)
+                attempt += 1
+                continue
+            if response.is_success:
+                return response
+            raise self._failure(registry, repository, response, attempt + 1)
+
+    async def _send(
+        self, method: str, url: str, *, params: Mapping[str, str] | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                response = await self.http.request(method, url, params=params, headers=headers)
+            except httpx.TimeoutException as e:
+                error: RegistryError = RegistryError(f"no answer from {_origin(url)} in time")
+                cause: Exception = e
+            except httpx.HTTPError as e:
+                error = RegistryError(f"cannot reach {_origin(url)}: {_describe(e)}")
+                cause = e
+            else:
+                elapsed = (time.monotonic() - started) * 1000
+                self._say(
+                    f"{method} {_display(response.request.url)} -> {response.status_code}"
+                    f" ({elapsed:.0f} ms)"
+                )
+                return response
+            self._say(f"{method} {_display(httpx.URL(url))} -> {error}")
+            attempt += 1
+            if attempt >= self.retry.attempts:
+                raise error from cause
+            await asyncio.sleep(self.retry.wait(attempt - 1, None))
+
+    def _failure(
+        self, registry: str, repository: str, response: httpx.Response, attempts: int
+    ) -> RegistryError:
+        status = response.status_code
+        credential = self._creds.get((registry, repository))
+        if status == 401:
+            if credential is None:
+                return AuthError(f"this image needs credentials: {_login_hint(registry)}")
+            return AuthError(f"{registry} rejected the credentials from {credential.source}")
+        if status == 403:
+            who = (
+                "anonymous access"
+                if credential is None
+                else f"the credentials from {credential.source}"
+            )
+            return AuthError(f"access denied (HTTP 403) for {who} to {repository}")
+        if status == 404:
+            return NotFoundError(
+                f"not found (HTTP 404{_error_code(response)}): check the repository and tag"
+            )
+        if status == 429:
+            return RegistryError(
+                f"rate limited (HTTP 429) after {attempts} attempts; try again later"
+            )
+        tried = f" after {attempts} attempts" if status in _RETRY_STATUS else ""
+        return RegistryError(f"{registry} answered HTTP {status}{_error_code(response)}{tried}")
+
+    async def _credential(self, registry: str, repository: str) -> Credential | None:
+        key = (registry, repository)
+        if key not in self._creds:
+            # A credential helper is a subprocess; keep it off the event loop.
+            self._creds[key] = await asyncio.to_thread(self.credentials, registry, repository)
+            found = self._creds[key]
+            if found is not None:
+                self._say(f"  using credentials for {registry} from {found.source}")
+        return self._creds[key]
+
+    async def _authenticate(
+        self, registry: str, repository: str, response: httpx.Response, *, stale: Mapping[str, str]
+    ) -> None:
+        """Answer a 401 challenge: store the Authorization header to retry with."""
+        key = (registry, repository)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if self._auth.get(key) not in (None, stale.get("Authorization")):
+                return  # another request for this repository already renewed it
+            scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
+            credential = await self._credential(registry, repository)
+            if scheme == "basic":
+                if credential is None or credential.kind != "basic":
+                    raise AuthError(f"this image needs credentials: {_login_hint(registry)}")
+                self._require_secure(self.base_url(registry), registry)
+                self._auth[key] = _basic(credential.username or "", credential.secret)
+            elif scheme == "bearer":
+                if credential is not None and credential.kind == "registry_token":
+                    self._require_secure(self.base_url(registry), registry)
+                    self._auth[key] = f"Bearer {credential.secret}"
+                else:
+                    token = await self._token(registry, repository, params, credential)
+                    self._auth[key] = f"Bearer {token}"
+            else:
+                raise AuthError(f"{registry} asked for unsupported authentication {scheme!r}")
+
+    def _require_secure(self, url: str, registry: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+            raise AuthError(f"refusing to send credentials for {registry} over plain http to {url}")
+
+    async def _token(
+        self,
+        registry: str,
+        repository: str,
+        challenge: Mapping[str, str],
+        credential: Credential | None,
+    ) -> str:
+        realm = challenge.get("realm", "")
+        parts = urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AuthError(f"{registry} sent a token challenge without a usable realm")
+        registry_scheme = urlsplit(self.base_url(registry)).scheme
+        if parts.scheme == "http" and (
+            registry_scheme == "https" or not is_loopback(parts.hostname)
+        ):
+            raise AuthError(
+                f"{registry} names a token realm over plain http ({_origin(realm)}); refusing it"
+            )
+        scope = challenge.get("scope") or f"repository:{repository}:pull"
+        query = {"scope": scope}
+        if challenge.get("service"):
+            query["service"] = challenge["service"]
+        if credential is not None and credential.kind == "identity_token":
+            response = await self._oauth(realm, query, credential)
+        else:
+            headers = {}
+            if credential is not None:
+                headers["Authorization"] = _basic(credential.username or "", credential.secret)
+            response = await self._send("GET", realm, params=query, headers=headers)
+        return self._token_from(registry, repository, response, credential)
+
+    async def _oauth(
+        self, realm: str, query: Mapping[str, str], credential: Credential
+    ) -> httpx.Response:
+        """Exchange an identity (refresh) token, falling back to GET where POST is refused."""
+        form = {
+            **query,
+            "grant_type": "refresh_token",
+            "refresh_token": credential.secret,
+            "client_id": "pinner",
+        }
+        try:
+            response = await self.http.post(realm, data=form)
+        except httpx.HTTPError as e:
+            raise RegistryError(f"cannot reach {_origin(realm)}: {_describe(e)}") from e
+        self._say(f"POST {_display(httpx.URL(realm))} -> {response.status_code}")
+        if response.status_code in (404, 405):
+            headers = {"Authorization": _basic("<token>", credential.secret)}
+            response = await self._send("GET", realm, params=query, headers=headers)
+        return response
+
+    def _token_from(
+        self,
+        registry: str,
+        repository: str,
+        response: httpx.Response,
+        credential: Credential | None,
+    ) -> str:
+        status = response.status_code
+        if status == 400:
+            raise AuthError(
+                f"the token service refused repository {repository} (HTTP 400):"
+                " check the organisation in the reference exists"
+            )
+        if status == 401:
+            if credential is None:
+                raise AuthError(f"this image needs credentials: {_login_hint(registry)}")
+            raise AuthError(f"{registry} rejected the credentials from {credential.source}")
+        if status == 403:
+            raise AuthError(f"access denied (HTTP 403) to {repository}")
+        if not response.is_success:
+            raise RegistryError(f"the token service answered HTTP {status}")
+        try:
+            document = response.json()
+        except ValueError:
+            raise RegistryError("the token service did not answer JSON") from None
+        token = None
+        if isinstance(document, dict):
+            token = document.get("token") or document.get("access_token")
+        if not isinstance(token, str) or not token or any(c.isspace() for c in token):
+            raise RegistryError("the token service answered without a usable token")
+        return token
+
+    def _say(self, message: str) -> None:
+        if self.log is not None:
+            self.log(message)
+
+
+def _basic(username: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _display(url: httpx.URL) -> str:
+    """A URL for -v: no user info (query strings here carry only scope and window)."""
+    return str(url.copy_with(username=None, password=None))
+
+
+def _describe(error: httpx.HTTPError) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:200]

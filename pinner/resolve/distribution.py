@@ -1,0 +1,70 @@
+"""Any registry: the tag's current digest from the distribution API.
+
+``HEAD /v2/<name>/manifests/<tag>`` answers the digest in ``Docker-Content-Digest``
+(distribution spec, "Checking if content exists"). The Accept header lists the
+index and manifest-list types first, so a multi-platform tag gives its index
+digest, which is what ``docker pull`` of the tag resolves. HEAD does not count
+against Docker Hub's pull limit; GET is only the fallback for a registry that
+sends no digest on HEAD, and then the digest is computed from the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+from pinner.errors import RegistryError
+from pinner.reference import ImageReference, is_sha256_digest
+from pinner.resolve import Resolution
+from pinner.resolve.client import RegistryClient
+from pinner.timestamps import Cutoff
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+ACCEPT = ", ".join(MANIFEST_TYPES)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit the distribution spec suggests
+
+
+class DistributionResolver:
+    has_history = False
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+
+    async def resolve(self, reference: ImageReference, cutoff: Cutoff | None) -> Resolution:
+        if cutoff is not None:
+            raise RegistryError(
+                f"{reference.registry} keeps no tag history, so --before cannot be answered for it"
+            )
+        return Resolution(await self.manifest_digest(reference, reference.effective_tag))
+
+    async def manifest_digest(self, reference: ImageReference, tag_or_digest: str) -> str:
+        path = f"/v2/{reference.repository}/manifests/{quote(tag_or_digest, safe=':')}"
+        headers = {"Accept": ACCEPT}
+        head = await self.client.request(
+            "HEAD", reference.registry, reference.repository, path, headers=headers
+        )
+        digest = head.headers.get("Docker-Content-Digest")
+        if digest is not None:
+            return _checked(digest)
+        response = await self.client.request(
+            "GET", reference.registry, reference.repository, path, headers=headers
+        )
+        body = response.content
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise RegistryError("the manifest is larger than 4 MiB; refusing it")
+        computed = "sha256:" + hashlib.sha256(body).hexdigest()
+        claimed = response.headers.get("Docker-Content-Digest")
+        if claimed is not None and claimed != computed:
+            raise RegistryError("the manifest's Docker-Content-Digest does not match its content")
+        return computed
+
+
+def _checked(digest: str) -> str:
+    if not is_sha256_digest(digest):
+        raise RegistryError(f"the registry sent an invalid digest {digest[:80]!r}")
+    return digest

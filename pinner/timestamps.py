@@ -1,0 +1,83 @@
+"""Instants as integer nanoseconds since the epoch, and the ``--before WHEN`` forms.
+
+Chainguard's history carries timestamps with 0 to 9 fraction digits; a datetime
+keeps only microseconds, so two builds 100 ns apart would compare equal. Integer
+nanoseconds keep the order exact.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass
+
+from pinner.errors import UsageError
+
+NS = 1_000_000_000
+_RFC3339_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_AGE_RE = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_rfc3339(text: str) -> int | None:
+    """Nanoseconds since the epoch for an RFC 3339 timestamp, or None if it is not one."""
+    match = _RFC3339_RE.fullmatch(text.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    try:
+        seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+        # timegm accepts day 31 of February; make sure the date exists.
+        time.strptime(f"{year:04d}-{month:02d}-{day:02d}", "%Y-%m-%d")
+    except (ValueError, OverflowError):
+        return None
+    if hour > 23 or minute > 59 or second > 60:
+        return None
+    fraction = int((match.group(7) or "").ljust(9, "0"))
+    if match.group(9):
+        offset = (int(match.group(10)) * 60 + int(match.group(11))) * 60
+        seconds -= offset if match.group(9) == "+" else -offset
+    return seconds * NS + fraction
+
+
+def format_instant(ns: int) -> str:
+    """``2023-05-12T20:50:19Z``: an instant for people and for ``start=``/``end=``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // NS))
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """``--before``: the newest build at or before ``ns`` wins; ``label`` is what the user said."""
+
+    ns: int
+    label: str
+
+
+def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
+    """Read ``--before WHEN``: a UTC date (the whole day), an RFC 3339 instant, or an age."""
+    value = text.strip()
+    now = time.time_ns() if now_ns is None else now_ns
+    date = _DATE_RE.fullmatch(value)
+    if date is not None:
+        start = parse_rfc3339(f"{value}T00:00:00Z")
+        if start is None:
+            raise UsageError(f"--before {text!r}: no such date")
+        # A date covers that whole day, UTC: everything before the next midnight.
+        return Cutoff(start + 86400 * NS - 1, f"{value} (end of day, UTC)")
+    instant = parse_rfc3339(value)
+    if instant is not None:
+        return Cutoff(instant, value)
+    age = _AGE_RE.fullmatch(value)
+    if age is not None:
+        seconds = int(age.group(1)) * _UNIT_SECONDS[age.group(2)]
+        cut = now - seconds * NS
+        return Cutoff(cut, f"{value} ago ({format_instant(cut)})")
+    raise UsageError(
+        f"--before {text!r}: expected a date (2023-05-12), an RFC 3339 time"
+        " (2023-05-12T14:00:00Z) or an age (7d, 12h, 2w)"
+    )
