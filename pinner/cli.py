@@ -6,7 +6,6 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated
 
-import click
 import typer
 
 from pinner.errors import PinError
@@ -31,7 +30,7 @@ def _version(value: bool) -> None:
     epilog="Exit codes: 0 done or nothing to do, 1 --check found changes, 2 error.",
 )
 def pin(
-    paths: Annotated[list[str], typer.Argument(metavar="DOCKERFILE...", show_default=False)],
+    paths: Annotated[list[str], typer.Argument(metavar="DOCKERFILE", show_default=False)],
     check: Annotated[
         bool,
         typer.Option(
@@ -109,7 +108,7 @@ def pin(
             "--version", callback=_version, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
-) -> int:
+) -> None:
     """Pin the base images of Dockerfiles to immutable @sha256: digests."""
 
     def log(message: str) -> None:
@@ -132,7 +131,7 @@ def pin(
         )
     except PinError as e:
         typer.echo(f"pin: {e}", err=True)
-        return 2
+        raise typer.Exit(2) from None
     report = run(options)
     if diff and not report.failures:
         for outcome in report.files:
@@ -141,21 +140,14 @@ def pin(
                 typer.echo(unified_diff(outcome), nl=False)
     for line in report.summary():
         typer.echo(line, err=True)
-    return report.exit_code
+    # typer.Exit, not a return value: click drops return values in standalone mode.
+    raise typer.Exit(report.exit_code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``pin`` with *argv* (default: the process arguments); return the exit code."""
     try:
-        result = app(
-            args=list(argv) if argv is not None else None, prog_name="pin", standalone_mode=False
-        )
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return 2
-    except click.exceptions.Abort:
-        typer.echo("Aborted.", err=True)
-        return 130
-    return result if isinstance(result, int) else 0
+        app(args=list(argv) if argv is not None else None, prog_name="pin")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    return 0

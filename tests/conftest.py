@@ -1,0 +1,70 @@
+"""Shared fixtures: loopback registries, an isolated environment, and a way to run ``pin``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pinner.cli import app
+from tests.distribution import Distribution, running_distribution
+from tests.fakeregistry import FakeRegistry, running_registry
+
+PYTHON_OLD = "sha256:81c334de6dd4583897f9e8d0691cbb75ad41613474360740824d8a7fa6a8fecb"
+PYTHON_NEW = "sha256:a8724b7a80cae14263a3b55f7acb5d195fcbb24afbc8067aa5198aa2a9131cde"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """No test reads the developer's registry credentials, or runs in GitHub's annotation mode."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for name in (
+        "DOCKER_CONFIG",
+        "DOCKER_AUTH_CONFIG",
+        "REGISTRY_AUTH_FILE",
+        "XDG_RUNTIME_DIR",
+        "XDG_CONFIG_HOME",
+        "GITHUB_ACTIONS",
+        "NO_COLOR",
+        "FORCE_COLOR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def cgr() -> Iterator[FakeRegistry]:
+    """A fake cgr.dev holding the seed history of chainguard/python:latest."""
+    with running_registry() as registry:
+        registry.load_fixture("python-latest.json")
+        yield registry
+
+
+@pytest.fixture
+def distribution(tmp_path: Path) -> Iterator[Distribution]:
+    """The real CNCF distribution registry on loopback, without auth."""
+    with running_distribution(tmp_path) as registry:
+        yield registry
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_pin(*args: str | Path) -> Ran:
+    """Run ``pin`` in-process, the way a user would on the command line."""
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def mirror(registry: FakeRegistry | Distribution, host: str = "cgr.dev") -> list[str]:
+    return ["--mirror", f"{host}={registry.url}"]

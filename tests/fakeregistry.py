@@ -1,0 +1,773 @@
+"""A fake Chainguard registry (cgr.dev) for tests: a real HTTP server on loopback.
+
+It speaks the part of cgr.dev that pinner uses, the way cgr.dev speaks it:
+
+* ``GET /v2/`` answers 401 with a Bearer challenge naming ``<url>/token`` and ``<host:port>``.
+* ``GET /token?service=..&scope=repository:<repo>:pull`` issues a token scoped to the repositories
+  asked for; ``POST /token`` takes an OAuth2 ``refresh_token`` (or ``password``) grant, as Docker
+  and containerd send when they hold an identity token.
+* ``GET /v2/<repo>/_chainguard/history/<tag>?start=..&end=..`` answers the tag's history, oldest
+  first, at most 1000 entries: the oldest 1000 of the window. A client that asks for a nightly tag
+  without narrowing the window never sees the newest builds.
+* ``HEAD``/``GET /v2/<repo>/manifests/<tag-or-digest>``: the tag points at its newest build.
+
+Tests add data (``add_history``, ``add_nightly``, ``load_fixture``), private repositories
+(``add_private``), faults (``fail``, ``delay``, ``set_bad_payload``) and read ``requests``.
+
+Deliberate simplifications, none of which pinner should rely on:
+
+* The manifest body is a fixed empty index, so its sha256 is *not* the ``Docker-Content-Digest``.
+* Timestamps in the data that are not RFC 3339 are served as given, never filtered out, and sort
+  after all the others; the window bounds themselves must be RFC 3339 or the answer is 400.
+* Credentials presented to ``/token`` are checked even for public repositories (Docker Hub and
+  cgr.dev refuse a wrong password rather than ignore it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+import secrets
+import socket
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "chainguard"
+#: The real history API's page size; it has no cursor, only ``start``/``end``.
+HISTORY_LIMIT = 1000
+INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+
+Order = Literal["oldest-first", "newest-first", "shuffled"]
+TokenField = Literal["token", "access_token", "both"]
+Entry = tuple[str, str]
+
+_HISTORY_PATH = re.compile(r"/v2/(?P<repo>.+)/_chainguard/history/(?P<tag>[^/]+)")
+_MANIFEST_PATH = re.compile(r"/v2/(?P<repo>.+)/manifests/(?P<reference>[^/]+)")
+_RFC3339 = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]{1,9}))?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_KEYS = ("updateTimestamp", "digest")
+_LEGACY_KEYS = ("UpdateTimestamp", "Digest")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SHUTDOWN_POLL_SECONDS = 0.01
+
+
+def parse_rfc3339_ns(text: str) -> int:
+    """Nanoseconds since the epoch; ValueError unless ``text`` is RFC 3339 with an offset."""
+    # Integer nanoseconds, not datetime: the API has up to 9 fraction digits and datetime keeps 6,
+    # so inclusive bounds would be off by up to 999 ns. The offset is mandatory, as in Go's
+    # time.RFC3339, which is what the real endpoint parses with.
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    offset = match["offset"].upper()
+    whole = datetime.fromisoformat(
+        f"{match['date']}T{match['time']}{'+00:00' if offset == 'Z' else offset}"
+    )
+    since_epoch = whole - _EPOCH
+    seconds = since_epoch.days * 86_400 + since_epoch.seconds
+    return seconds * 1_000_000_000 + int((match["fraction"] or "").ljust(9, "0"))
+
+
+def format_rfc3339(moment: datetime, fraction_digits: int = 3) -> str:
+    """``moment`` in UTC with a ``Z`` and exactly ``fraction_digits`` (0-9); naive means UTC."""
+    if not 0 <= fraction_digits <= 9:
+        raise ValueError(f"fraction_digits must be 0 to 9, not {fraction_digits}")
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    fraction = f"{utc.microsecond:06d}000"[:fraction_digits]
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+def nightly_digest(repo: str, tag: str, index: int) -> str:
+    """The digest ``add_nightly`` gives build number ``index`` of ``repo:tag``."""
+    return "sha256:" + hashlib.sha256(f"{repo}:{tag}:{index}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server saw it, with the status it answered."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # names lower-cased
+    form: Mapping[str, str]
+    status: int
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("authorization")
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    timestamp: str
+    digest: str
+    instant: int | None  # None when the timestamp is deliberately not RFC 3339
+
+    @classmethod
+    def of(cls, timestamp: str, digest: str) -> _Entry:
+        try:
+            instant: int | None = parse_rfc3339_ns(timestamp)
+        except ValueError:
+            instant = None
+        return cls(timestamp, digest, instant)
+
+    def sort_key(self) -> tuple[bool, int]:
+        return (self.instant is None, self.instant or 0)
+
+    def within(self, start: int | None, end: int | None) -> bool:
+        if self.instant is None:
+            return True
+        return (start is None or start <= self.instant) and (end is None or self.instant <= end)
+
+
+@dataclass
+class _TagHistory:
+    entries: list[_Entry] = field(default_factory=list)
+    order: Order = "oldest-first"
+    legacy_keys: bool = False
+    bad_payload: bytes | None = None
+
+    def newest_digest(self) -> str | None:
+        ordered = sorted(self.entries, key=_Entry.sort_key)
+        return ordered[-1].digest if ordered else None
+
+
+@dataclass(frozen=True)
+class _Realm:
+    """A private repository prefix and the credentials that open it."""
+
+    prefix: str
+    username: str | None
+    password: str | None
+    refresh_tokens: frozenset[str]
+    registry_tokens: frozenset[str]
+
+    def covers(self, repo: str) -> bool:
+        return repo == self.prefix or repo.startswith(self.prefix + "/")
+
+    def accepts(self, username: str, password: str) -> bool:
+        if self.username is not None and (username, password) == (self.username, self.password):
+            return True
+        # An identity token or a registry token also works as a Basic password (as
+        # docker-credential-cgr hands it to clients that cannot do the POST grant).
+        return password in self.refresh_tokens or password in self.registry_tokens
+
+
+@dataclass
+class _Fault:
+    remaining: int
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    path_contains: str | None
+
+
+@dataclass
+class _Delay:
+    remaining: int
+    seconds: float
+    path_contains: str | None
+
+
+_Rule = TypeVar("_Rule", _Fault, _Delay)
+
+
+class FakeRegistry:
+    """A cgr.dev look-alike; ``with FakeRegistry() as registry:`` serves it on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        token_field: TokenField = "token",
+        basic_reject_status: int = 401,
+        accept_post_token: bool = True,
+        strict_orgs: bool = False,
+        history_limit: int = HISTORY_LIMIT,
+    ) -> None:
+        # Options are plain attributes: a test may change them while the server runs.
+        self.token_field: TokenField = token_field
+        self.basic_reject_status = basic_reject_status
+        self.accept_post_token = accept_post_token
+        self.strict_orgs = strict_orgs
+        self.history_limit = history_limit
+        self._lock = threading.RLock()
+        self._histories: dict[tuple[str, str], _TagHistory] = {}
+        self._realms: list[_Realm] = []
+        self._tokens: dict[str, frozenset[str]] = {}
+        self._faults: list[_Fault] = []
+        self._delays: list[_Delay] = []
+        self._log: list[RecordedRequest] = []
+        self._closing = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeRegistry:
+        if self._server is not None:
+            raise RuntimeError("fake registry already started")
+        self._closing.clear()
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _SHUTDOWN_POLL_SECONDS},
+            name=f"fake-registry-{self.host}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._closing.set()  # wakes handlers sleeping in a delay()
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeRegistry:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:<port>``: the Bearer ``service`` and the registry part of references."""
+        if self._server is None:
+            raise RuntimeError("fake registry not started")
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    # -- data --------------------------------------------------------------------------------
+
+    def add_history(
+        self,
+        repo: str,
+        tag: str,
+        entries: Iterable[Entry],
+        *,
+        order: Order | None = None,
+        legacy_keys: bool | None = None,
+    ) -> None:
+        """Append ``(timestamp, digest)`` entries, kept verbatim; None options stay as they were."""
+        with self._lock:
+            history = self._histories.setdefault((repo, tag), _TagHistory())
+            history.entries.extend(_Entry.of(ts, digest) for ts, digest in entries)
+            if order is not None:
+                history.order = order
+            if legacy_keys is not None:
+                history.legacy_keys = legacy_keys
+
+    def add_nightly(
+        self,
+        repo: str,
+        tag: str,
+        count: int,
+        start: datetime,
+        step: timedelta = timedelta(days=1),
+        fraction_digits: int = 3,
+        *,
+        order: Order | None = None,
+        legacy_keys: bool | None = None,
+    ) -> list[Entry]:
+        """Add ``count`` builds ``step`` apart from ``start``; returns them, oldest first."""
+        with self._lock:
+            first = len(self._histories.get((repo, tag), _TagHistory()).entries)
+            builds = [
+                (
+                    format_rfc3339(start + i * step, fraction_digits),
+                    nightly_digest(repo, tag, first + i),
+                )
+                for i in range(count)
+            ]
+            self.add_history(repo, tag, builds, order=order, legacy_keys=legacy_keys)
+        return builds
+
+    def load_fixture(
+        self, path: str | Path, *, order: Order | None = None, legacy_keys: bool | None = None
+    ) -> list[Entry]:
+        """Add ``{"repository", "tag", "history"}`` from ``path`` (or from FIXTURES_DIR)."""
+        file = Path(path)
+        if not file.is_file():
+            file = FIXTURES_DIR / path
+        document = json.loads(file.read_text(encoding="utf-8"))
+        entries = [
+            (_either(item, "updateTimestamp"), _either(item, "digest"))
+            for item in document["history"]
+        ]
+        self.add_history(
+            document["repository"], document["tag"], entries, order=order, legacy_keys=legacy_keys
+        )
+        return entries
+
+    def add_private(
+        self,
+        repo_prefix: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        refresh_token: str | None = None,
+        registry_token: str | None = None,
+    ) -> None:
+        """Make ``repo_prefix`` and everything below it need one of these credentials.
+
+        ``refresh_token`` is an identity token for the ``POST /token`` refresh grant;
+        ``registry_token`` is accepted as a Bearer on the API itself, without ``/token``.
+        """
+        realm = _Realm(
+            prefix=repo_prefix.strip("/"),
+            username=username,
+            password=password,
+            refresh_tokens=frozenset({refresh_token} if refresh_token else ()),
+            registry_tokens=frozenset({registry_token} if registry_token else ()),
+        )
+        with self._lock:
+            self._realms.append(realm)
+
+    def revoke_tokens(self) -> None:
+        """Forget every token issued so far, as if they had all expired."""
+        with self._lock:
+            self._tokens.clear()
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def fail(
+        self,
+        times: int,
+        status: int,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | str = b"",
+        path_contains: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with this instead of the real answer.
+
+        ``path_contains`` is matched against the raw request target, query string included.
+        """
+        data = body.encode() if isinstance(body, str) else body
+        fault = _Fault(times, status, tuple((headers or {}).items()), data, path_contains)
+        with self._lock:
+            self._faults.append(fault)
+
+    def delay(self, seconds: float, times: int = 1, path_contains: str | None = None) -> None:
+        """Sleep ``seconds`` before answering the next ``times`` matching requests."""
+        with self._lock:
+            self._delays.append(_Delay(times, seconds, path_contains))
+
+    def set_bad_payload(self, repo: str, tag: str, body: bytes | None) -> None:
+        """Serve ``body`` verbatim, with 200, as the history of ``repo:tag``; None undoes it."""
+        with self._lock:
+            self._histories.setdefault((repo, tag), _TagHistory()).bad_payload = body
+
+    # -- request log -------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the log, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    def requests_to(self, path_contains: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if path_contains in r.path]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def _respond(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[_Reply, float]:
+        """The reply to one request and how long to sleep before sending it."""
+        split = urlsplit(target)
+        path = unquote(split.path)
+        query = parse_qs(split.query, keep_blank_values=True)
+        form: dict[str, list[str]] = {}
+        if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            form = parse_qs(body.decode("latin-1"), keep_blank_values=True)
+        with self._lock:
+            wait = _take(self._delays, target)
+            fault = _take(self._faults, target)
+            if fault is not None:
+                reply = _Reply(fault.status, fault.headers, fault.body)
+            else:
+                reply = self._route(method, path, query, form, headers)
+            self._log.append(
+                RecordedRequest(
+                    method=method,
+                    path=path,
+                    query={k: v[-1] for k, v in query.items()},
+                    headers=dict(headers),
+                    form={k: v[-1] for k, v in form.items()},
+                    status=reply.status,
+                )
+            )
+        return reply, (wait.seconds if wait is not None else 0.0)
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        form: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+    ) -> _Reply:
+        reading = method in ("GET", "HEAD")
+        if path in ("/v2/", "/v2"):
+            return self._ping(headers) if reading else _method_not_allowed()
+        if path == "/token":
+            if method == "GET":
+                return self._token_by_get(query, headers)
+            if method == "POST" and self.accept_post_token:
+                return self._token_by_post(form)
+            return _method_not_allowed()
+        if match := _HISTORY_PATH.fullmatch(path):
+            if not reading:
+                return _method_not_allowed()
+            return self._history(match["repo"], match["tag"], query, headers)
+        if match := _MANIFEST_PATH.fullmatch(path):
+            if not reading:
+                return _method_not_allowed()
+            return self._manifest(match["repo"], match["reference"], headers)
+        return _error(404, "NOT_FOUND", f"no route for {path}")
+
+    def _ping(self, headers: Mapping[str, str]) -> _Reply:
+        token = _bearer(headers)
+        if token is not None and (
+            token in self._tokens or any(token in r.registry_tokens for r in self._realms)
+        ):
+            return _json(200, {})
+        return self._challenge(None)
+
+    def _token_by_get(self, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> _Reply:
+        repos = _requested_repos(query.get("scope", []))
+        if refusal := self._refuse_unknown_orgs(repos):
+            return refusal
+        credentials = _basic_credentials(headers)
+        if credentials is None:
+            private = [repo for repo in repos if self._is_private(repo)]
+            if private:
+                return _error(401, "UNAUTHORIZED", f"authentication required for {private[0]}")
+        else:
+            realms = [r for r in self._realms if r.accepts(*credentials)]
+            if not self._realms_open(realms, repos):
+                return self._bad_credentials()
+        token = self._issue(repos)
+        body: dict[str, str] = {}
+        if self.token_field in ("token", "both"):
+            body["token"] = token
+        if self.token_field in ("access_token", "both"):
+            body["access_token"] = token
+        return _json(200, body)
+
+    def _token_by_post(self, form: Mapping[str, list[str]]) -> _Reply:
+        # The OAuth2 form Docker and containerd POST when they hold an identity token:
+        # https://distribution.github.io/distribution/spec/auth/oauth/
+        fields = {k: v[-1] for k, v in form.items()}
+        repos = _requested_repos(form.get("scope", []))
+        if refusal := self._refuse_unknown_orgs(repos):
+            return refusal
+        grant = fields.get("grant_type")
+        if grant == "refresh_token":
+            secret = fields.get("refresh_token", "")
+            realms = [r for r in self._realms if secret in r.refresh_tokens]
+        elif grant == "password":
+            user, password = fields.get("username", ""), fields.get("password", "")
+            realms = [r for r in self._realms if r.accepts(user, password)]
+        else:
+            return _json(400, {"error": "unsupported_grant_type"})
+        if not self._realms_open(realms, repos):
+            return _error(401, "UNAUTHORIZED", "invalid grant")
+        return _json(200, {"access_token": self._issue(repos)})
+
+    def _history(
+        self, repo: str, tag: str, query: Mapping[str, list[str]], headers: Mapping[str, str]
+    ) -> _Reply:
+        if not self._authorised(headers, repo):
+            return self._challenge(repo)
+        history = self._histories.get((repo, tag))
+        if history is None:
+            return self._unknown(repo)
+        if history.bad_payload is not None:
+            return _Reply(200, (("Content-Type", "application/json"),), history.bad_payload)
+        try:
+            start, end = _bound(query, "start"), _bound(query, "end")
+        except ValueError as e:
+            return _error(400, "BAD_REQUEST", str(e))
+        window = sorted((e for e in history.entries if e.within(start, end)), key=_Entry.sort_key)
+        page = _reorder(window[: self.history_limit], history.order, seed=f"{repo}:{tag}")
+        stamp, digest = _LEGACY_KEYS if history.legacy_keys else _KEYS
+        return _json(200, {"history": [{stamp: e.timestamp, digest: e.digest} for e in page]})
+
+    def _manifest(self, repo: str, reference: str, headers: Mapping[str, str]) -> _Reply:
+        if not self._authorised(headers, repo):
+            return self._challenge(repo)
+        tags = {tag: h for (name, tag), h in self._histories.items() if name == repo}
+        if not tags:
+            return self._unknown(repo)
+        if ":" in reference:
+            known = any(e.digest == reference for h in tags.values() for e in h.entries)
+            digest = reference if known else None
+        else:
+            history = tags.get(reference)
+            digest = history.newest_digest() if history is not None else None
+        if digest is None:
+            return self._unknown(repo)
+        # A fixed body: its own sha256 is not `digest`, which is fine for "is it there" checks.
+        body = json.dumps(
+            {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}
+        ).encode()
+        return _Reply(
+            200, (("Content-Type", INDEX_MEDIA_TYPE), ("Docker-Content-Digest", digest)), body
+        )
+
+    # -- auth --------------------------------------------------------------------------------
+
+    def _is_private(self, repo: str) -> bool:
+        return any(realm.covers(repo) for realm in self._realms)
+
+    def _realms_open(self, realms: Sequence[_Realm], repos: Sequence[str]) -> bool:
+        """Whether credentials valid for ``realms`` may pull every one of ``repos``."""
+        if not realms:
+            return False
+        private = [repo for repo in repos if self._is_private(repo)]
+        return all(any(realm.covers(repo) for realm in realms) for repo in private)
+
+    def _issue(self, repos: Sequence[str]) -> str:
+        token = "fake-" + secrets.token_urlsafe(18)
+        self._tokens[token] = frozenset(repos)
+        return token
+
+    def _authorised(self, headers: Mapping[str, str], repo: str) -> bool:
+        token = _bearer(headers)
+        if token is None:
+            return False
+        if repo in self._tokens.get(token, frozenset()):
+            return True
+        return any(token in r.registry_tokens and r.covers(repo) for r in self._realms)
+
+    def _refuse_unknown_orgs(self, repos: Sequence[str]) -> _Reply | None:
+        if not self.strict_orgs:
+            return None
+        known = {repo.split("/")[0] for repo, _ in self._histories}
+        known |= {realm.prefix.split("/")[0] for realm in self._realms}
+        for repo in repos:
+            if repo.split("/")[0] not in known:
+                return _error(400, "NAME_INVALID", f"unknown organization in {repo!r}")
+        return None
+
+    def _bad_credentials(self) -> _Reply:
+        if self.basic_reject_status == 403:
+            return _error(403, "DENIED", "requested access to the resource is denied")
+        return _error(self.basic_reject_status, "UNAUTHORIZED", "invalid username or password")
+
+    def _challenge(self, repo: str | None) -> _Reply:
+        value = f'Bearer realm="{self.url}/token",service="{self.host}"'
+        if repo is not None:
+            value += f',scope="repository:{repo}:pull"'
+        reply = _error(401, "UNAUTHORIZED", "authentication required")
+        return _Reply(401, (*reply.headers, ("WWW-Authenticate", value)), reply.body)
+
+    def _unknown(self, repo: str) -> _Reply:
+        # The distribution spec's codes: NAME_UNKNOWN for the repository, else MANIFEST_UNKNOWN.
+        if any(name == repo for name, _ in self._histories):
+            return _error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+        return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
+
+
+def _take(rules: list[_Rule], target: str) -> _Rule | None:
+    """Consume one use of the first rule (a _Fault or _Delay) that matches ``target``."""
+    for rule in rules:
+        if rule.remaining > 0 and (rule.path_contains is None or rule.path_contains in target):
+            rule.remaining -= 1
+            return rule
+    return None
+
+
+def _either(item: Mapping[str, str], key: str) -> str:
+    """``item[key]``, or the legacy capitalised key an older API answered with."""
+    return item[key] if key in item else item[key[0].upper() + key[1:]]
+
+
+def _requested_repos(scopes: Iterable[str]) -> list[str]:
+    # Clients may repeat `scope=` or put several scopes in one, space-separated (distribution
+    # token spec). Scopes that do not ask to pull a repository grant nothing here.
+    repos = []
+    for value in scopes:
+        for scope in value.split():
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            if kind == "repository" and name and {"pull", "*"} & set(actions.split(",")):
+                repos.append(name)
+    return repos
+
+
+def _bound(query: Mapping[str, list[str]], name: str) -> int | None:
+    values = query.get(name)
+    if not values or not values[-1]:
+        return None
+    return parse_rfc3339_ns(values[-1])
+
+
+def _reorder(entries: list[_Entry], order: Order, seed: str) -> list[_Entry]:
+    if order == "newest-first":
+        return entries[::-1]
+    if order == "shuffled":
+        shuffled = list(entries)
+        random.Random(seed).shuffle(shuffled)
+        if len(shuffled) > 1 and shuffled == entries:  # a test of "shuffled" must see disorder
+            shuffled = shuffled[1:] + shuffled[:1]
+        return shuffled
+    return entries
+
+
+def _authorization(headers: Mapping[str, str], scheme: str) -> str | None:
+    given, _, value = headers.get("authorization", "").partition(" ")
+    return value.strip() if given.lower() == scheme else None
+
+
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    return _authorization(headers, "bearer")
+
+
+def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    value = _authorization(headers, "basic")
+    if value is None:
+        return None
+    try:
+        username, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except ValueError:  # binascii.Error and UnicodeDecodeError: garbage is wrong credentials
+        return ("", "")
+    return (username, password)
+
+
+def _json(status: int, document: object) -> _Reply:
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return _Reply(status, (("Content-Type", "application/json"),), body)
+
+
+def _error(status: int, code: str, message: str) -> _Reply:
+    return _json(status, {"errors": [{"code": code, "message": message}]})
+
+
+def _method_not_allowed() -> _Reply:
+    return _error(405, "UNSUPPORTED", "method not allowed")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, registry: FakeRegistry) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.registry = registry
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        # Keep-alive handler threads block reading the next request; end them on stop().
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out (see delay()) hangs up before the reply: the test working.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as cgr.dev; every reply has a Content-Length
+    # Headers and body go out in two writes; with Nagle on, the client's delayed ACK holds the
+    # body back ~40 ms per request.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: FakeRegistry.requests is the log."""
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        registry = self.server.registry
+        reply, wait = registry._respond(self.command, self.path, headers, body)
+        if wait and registry._closing.wait(wait):
+            self.close_connection = True  # stopped while sleeping: nobody wants the answer
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+
+@contextmanager
+def running_registry(**options: Any) -> Iterator[FakeRegistry]:
+    """A started ``FakeRegistry(**options)``, stopped on exit.
+
+    The body of a pytest fixture: ``with running_registry() as registry: yield registry``.
+    """
+    with FakeRegistry(**options) as registry:
+        yield registry
