@@ -1,18 +1,24 @@
-"""The ``pin`` command: options in, one call to the pipeline, its report out."""
+"""The ``pin`` command: options in, one call to the pipeline, its report out.
+
+stdout carries data (diffs, JSON, the history table, GitHub annotations); stderr
+carries what people read (progress, the summary, errors).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from pinner.errors import PinError
+from pinner.errors import PinError, UsageError
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
-from pinner.report import unified_diff
-from pinner.timestamps import parse_when
+from pinner.report import Report, unified_diff
+from pinner.timestamps import parse_duration, parse_when
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
@@ -25,12 +31,67 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _colour() -> bool:
+    """Colour on a terminal only; NO_COLOR (no-color.org) and FORCE_COLOR override."""
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stderr.isatty()
+
+
+def _say(line: str, colour: bool) -> None:
+    fg = None
+    if line.startswith("error:"):
+        fg = "red"
+    elif " -> " in line or " would become " in line:
+        fg = "green"
+    elif ": skipped " in line or " is not pinned" in line:
+        fg = "yellow"
+    typer.secho(line, err=True, fg=fg, color=colour)
+
+
+class _ProgressBar:
+    """A transient progress bar on a terminal, shown only once resolving takes a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if time.monotonic() - self.started < self.DELAY or done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("resolving", total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 @app.command(
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 done or nothing to do, 1 --check found changes, 2 error.",
+    epilog="Exit codes: 0 done or nothing to do, 1 --check, --verify or --max-age found"
+    " something, 2 error.",
 )
 def pin(
-    paths: Annotated[list[str], typer.Argument(metavar="DOCKERFILE", show_default=False)],
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[PATH]...",
+            help="Dockerfiles, or directories to search for them. Default: the current directory.",
+            show_default=False,
+        ),
+    ] = None,
     check: Annotated[
         bool,
         typer.Option(
@@ -61,6 +122,38 @@ def pin(
     digest_only: Annotated[
         bool,
         typer.Option("--digest-only", help="Write name@sha256:... instead of name:tag@sha256:..."),
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check every pinned digest: in its tag's history (cgr.dev), or in its"
+            " repository (other registries). Exit 1 naming each failure.",
+        ),
+    ] = False,
+    max_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-age",
+            metavar="DURATION",
+            help="Fail cgr.dev pins whose build is older than DURATION (7d, 2w) while a newer"
+            " build of the tag exists.",
+        ),
+    ] = None,
+    history: Annotated[
+        str | None,
+        typer.Option(
+            "--history",
+            metavar="IMAGE",
+            help="Show the tag history of a cgr.dev IMAGE, newest first (with --before,"
+            " --limit, --json), instead of pinning.",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="How many builds --history shows.")
+    ] = 20,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout (see README).")
     ] = False,
     mirror: Annotated[
         list[str] | None,
@@ -110,38 +203,89 @@ def pin(
     ] = False,
 ) -> None:
     """Pin the base images of Dockerfiles to immutable @sha256: digests."""
+    colour = _colour()
+    progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
 
     def log(message: str) -> None:
         typer.echo(message, err=True)
 
     try:
+        if (verify or max_age) and (update or before):
+            raise UsageError(
+                "--verify and --max-age check existing pins; not with --update or --before"
+            )
         options = Options(
-            paths=tuple(paths),
+            paths=_paths(paths or ["."]) if history is None else (),
             update=update,
             cutoff=parse_when(before) if before is not None else None,
             check=check,
             diff=diff,
             digest_only=digest_only,
+            verify=verify,
+            max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
             mirrors=mirrors_from(mirror or []),
             only=tuple(p.lower() for p in only or []),
             exclude=tuple(p.lower() for p in exclude or []),
             skip_no_history=skip_no_history,
             timeout=timeout,
             log=log if verbose else None,
+            progress=progress,
         )
+        if history is not None:
+            if paths:
+                raise UsageError("--history takes an image, not files")
+            _show_history(history, options, limit, json_output)
+            raise typer.Exit(0)
     except PinError as e:
-        typer.echo(f"pin: {e}", err=True)
+        typer.secho(f"error: {e}", err=True, fg="red", color=colour)
         raise typer.Exit(2) from None
-    report = run(options)
-    if diff and not report.failures:
-        for outcome in report.files:
-            if outcome.changed:
-                sys.stdout.flush()
-                typer.echo(unified_diff(outcome), nl=False)
-    for line in report.summary():
-        typer.echo(line, err=True)
+    try:
+        report = run(options)
+    finally:
+        if progress is not None:
+            progress.close()
+    _print(report, diff=diff, json_output=json_output, colour=colour)
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
+
+
+def _paths(paths: list[str]) -> tuple[str, ...]:
+    from pinner.discover import expand
+
+    found = expand(paths)
+    if not found:
+        raise UsageError(f"no Dockerfiles in {', '.join(paths)}")
+    return tuple(found)
+
+
+def _print(report: Report, *, diff: bool, json_output: bool, colour: bool) -> None:
+    if json_output:
+        typer.echo(report.to_json())
+    elif diff and not report.errors:
+        for outcome in report.files:
+            if outcome.changed:
+                typer.echo(unified_diff(outcome), nl=False)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        # The runner reads workflow commands from stderr too; stdout stays pure data.
+        for line in report.annotations():
+            typer.echo(line, err=True)
+    for line in report.summary():
+        _say(line, colour)
+
+
+def _show_history(image: str, options: Options, limit: int, json_output: bool) -> None:
+    import json
+
+    from pinner.pipeline import age, history
+
+    listing = history(image, options, limit)
+    if json_output:
+        builds = [{"published": b.published, "digest": b.digest} for b in listing.builds]
+        typer.echo(json.dumps({"version": 1, "image": image, "builds": builds}, indent=2))
+        return
+    typer.echo(f"{'BUILT':<30}  {'DIGEST':<71}  AGE")
+    for build in listing.builds:
+        typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,8 @@ _HEREDOC_RE = re.compile(r"\d*<<(-?)(.+)")
 _VARIABLE_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
+# A comment on the line right before an instruction that tells pin to leave it alone.
+_IGNORE_RE = re.compile(r"#\s*pin:\s*ignore\b.*")
 _BLANKS = " \t"
 
 
@@ -96,6 +98,7 @@ class _Instruction:
     words: list[_Word]  # the arguments, split on blanks
     raw: str  # the logical line after the keyword, for heredoc detection
     line: int
+    ignored: bool = False  # preceded by a "# pin: ignore" comment
 
 
 class _Lines:
@@ -182,11 +185,16 @@ def _instructions(text: str, lines: _Lines) -> Iterator[_Instruction]:
     escape = _escape_char(contents)
     index = 0
     total = len(contents)
+    ignore_next = False
     while index < total:
         content = contents[index]
         base = lines.starts[index] + (first if index == 0 else 0)
         index += 1
-        if not content.strip(_BLANKS) or _is_comment(content):
+        if not content.strip(_BLANKS):
+            ignore_next = False
+            continue
+        if _is_comment(content):
+            ignore_next = _IGNORE_RE.fullmatch(content.strip(_BLANKS)) is not None
             continue
         lead = len(content) - len(content.lstrip(_BLANKS))
         chars: list[str] = []
@@ -214,7 +222,8 @@ def _instructions(text: str, lines: _Lines) -> Iterator[_Instruction]:
         if not words:
             continue
         keyword = words[0].text.upper()
-        instruction = _Instruction(keyword, words[1:], logical, start_line)
+        instruction = _Instruction(keyword, words[1:], logical, start_line, ignore_next)
+        ignore_next = False
         yield instruction
         if keyword in _HEREDOC_INSTRUCTIONS:
             for name, chomp in _heredoc_names(instruction.words):
@@ -285,9 +294,11 @@ class _Scanner:
         self.found: list[Found] = []
         self.skipped: list[Skipped] = []
         self._seen_arg_spans: set[int] = set()
+        self._ignored = False
 
     def run(self) -> Scan:
         for instruction in _instructions(self.text, self.lines):
+            self._ignored = instruction.ignored
             handler = getattr(self, f"_on_{instruction.keyword.lower()}", None)
             if handler is not None:
                 handler(instruction)
@@ -297,6 +308,10 @@ class _Scanner:
         return self.lines.line_of(word.offsets[0]) if word.offsets else fallback
 
     def _add(self, word: _Word, where: str, line: int) -> None:
+        if self._ignored:
+            reason = "left alone by a `# pin: ignore` comment"
+            self.skipped.append(Skipped(word.text, line, where, reason))
+            return
         try:
             reference = parse_reference(word.text)
         except ReferenceError_ as e:

@@ -1,37 +1,42 @@
 """The whole run: read files, find references, resolve each unique one once, rewrite, write.
 
 All or nothing: every reference is resolved before any file is touched, and a
-single failure means no file is written. Files are then written atomically
-(a temporary file in the same folder, renamed over the original, its mode kept).
+single failure (or a failed ``--verify``/``--max-age`` check) means no file is
+written. Files are then written atomically (a temporary file in the same folder,
+renamed over the original, its mode kept).
 
 The offline path (``--check`` in the default mode) never imports the resolvers,
-and so never imports httpx: a pre-commit hook starts fast and works without a
-network.
+and so never imports httpx or asyncio: a pre-commit hook starts fast and works
+without a network.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
 from pinner.errors import FileError, PinError
-from pinner.report import Change, Failure, FileOutcome, Report, Skip
+from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
-from pinner.timestamps import Cutoff
+from pinner.timestamps import NS, Cutoff
 
 if TYPE_CHECKING:
-    from pinner.resolve import Resolution, Resolver
+    from pinner.history import Build
+    from pinner.resolve import Resolution
+    from pinner.resolve.chainguard import ChainguardResolver
+    from pinner.resolve.distribution import DistributionResolver
 
 CHAINGUARD = "cgr.dev"
 Log = Callable[[str], None]
+Progress = Callable[[int, int], None]
 _Key = tuple[str, str, str]  # registry, repository, tag
 
 
@@ -43,6 +48,8 @@ class Options:
     check: bool = False
     diff: bool = False
     digest_only: bool = False
+    verify: bool = False
+    max_age: int | None = None  # nanoseconds
     mirrors: tuple[tuple[str, str], ...] = ()
     only: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -50,6 +57,7 @@ class Options:
     timeout: float = 10.0
     concurrency: int = 8
     log: Log | None = field(default=None, compare=False)
+    progress: Progress | None = field(default=None, compare=False)
 
     @property
     def refresh(self) -> bool:
@@ -57,7 +65,9 @@ class Options:
 
     @property
     def needs_network(self) -> bool:
-        return self.refresh or self.diff or not self.check
+        return (
+            self.refresh or self.diff or not self.check or self.verify or self.max_age is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -69,9 +79,20 @@ class _Source:
 
 @dataclass(frozen=True)
 class _Target:
+    """A reference that gets a new digest from the registry."""
+
     source: _Source
     found: Found
     key: _Key
+
+
+@dataclass(frozen=True)
+class _Audit:
+    """A pinned reference that --verify or --max-age look at."""
+
+    source: _Source
+    found: Found
+    entry: Entry
 
 
 def _read(path: str) -> _Source:
@@ -80,7 +101,7 @@ def _read(path: str) -> _Source:
     except FileNotFoundError:
         raise FileError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise FileError(f"{path}: is a directory; name the Dockerfiles in it") from None
+        raise FileError(f"{path}: is a directory") from None
     except OSError as e:
         raise FileError(f"{path}: cannot read it ({e.strerror})") from None
     # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
@@ -92,6 +113,22 @@ def _matches(prefixes: Iterable[str], found: Found) -> bool:
     return any(full == p or full.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
+def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
+    ref = found.reference
+    return Entry(
+        file=source.path,
+        line=found.line,
+        instruction=found.where,
+        image=found.text,
+        action=action,
+        registry=ref.registry,
+        repository=ref.repository,
+        tag=ref.tag,
+        old_digest=ref.digest,
+        **more,
+    )
+
+
 def run(options: Options) -> Report:
     report = Report(check=options.check)
     sources: list[_Source] = []
@@ -99,128 +136,271 @@ def run(options: Options) -> Report:
         try:
             sources.append(_read(path))
         except FileError as e:
-            report.failures.append(Failure(str(e)))
-    targets = _targets(sources, options, report)
-    if report.failures:
+            report.errors.append(str(e))
+    targets, audits = _plan(sources, options, report)
+    if report.errors:
         return report
     if not options.needs_network:
         for target in targets:
-            found = target.found
-            report.changes.append(
-                Change(target.source.path, found.line, found.where, found.text, None)
+            report.entries.append(
+                _entry(target.source, target.found, "unpinned", reason="not pinned")
             )
         return report
-    resolved, errors = _resolve_all({t.key for t in targets}, options)
-    if errors:
-        _report_errors(errors, targets, report)
+    results = _resolve(targets, audits, options) if targets or audits else _Results()
+    report.errors.extend(results.errors)
+    if report.errors:
         return report
-    outcomes = _rewrite(sources, targets, resolved, options, report)
-    if report.failures:
+    report.entries.extend(results.audited)
+    report.files = _rewrite(sources, targets, results.resolutions, options, report)
+    if report.errors:
         return report
-    report.files = outcomes
-    if not options.check and not options.diff:
-        _write_all([o for o in outcomes if o.changed], report)
+    report.entries.sort(key=lambda e: (e.file, e.line))
+    if not options.check and not options.diff and not report.findings:
+        _write_all([o for o in report.files if o.changed], report)
     return report
 
 
-def _targets(sources: list[_Source], options: Options, report: Report) -> list[_Target]:
+def _plan(
+    sources: list[_Source], options: Options, report: Report
+) -> tuple[list[_Target], list[_Audit]]:
+    """Decide, for every reference, whether it is resolved, audited, skipped or left alone."""
     targets: list[_Target] = []
+    audits: list[_Audit] = []
     for source in sources:
         result = scan(source.text)
         for skipped in result.skipped:
-            report.skips.append(Skip(source.path, skipped.line, skipped.text, skipped.reason))
+            report.entries.append(
+                Entry(
+                    source.path,
+                    skipped.line,
+                    skipped.where,
+                    skipped.text,
+                    "skipped",
+                    reason=skipped.reason,
+                )
+            )
         for found in result.found:
             ref = found.reference
             if options.only and not _matches(options.only, found):
                 continue
             if options.exclude and _matches(options.exclude, found):
                 continue
+            if ref.digest is not None and (options.verify or options.max_age is not None):
+                entry = _entry(source, found, "unchanged")
+                audits.append(_Audit(source, found, entry))
+                continue
             if ref.digest is not None and not options.refresh:
-                continue  # pinned already
+                report.entries.append(_entry(source, found, "unchanged", reason="pinned"))
+                continue
             if ref.digest is not None and ref.tag is None:
                 reason = "pinned by digest alone; there is no tag to follow"
-                report.skips.append(Skip(source.path, found.line, found.text, reason))
+                report.entries.append(_entry(source, found, "skipped", reason=reason))
                 continue
             if options.cutoff is not None and ref.registry != CHAINGUARD:
                 if options.skip_no_history:
                     reason = f"{ref.registry} keeps no tag history for --before"
-                    report.skips.append(Skip(source.path, found.line, found.text, reason))
+                    report.entries.append(_entry(source, found, "skipped", reason=reason))
                     continue
-                report.failures.append(
-                    Failure(
-                        f"{source.path}:{found.line}: {found.text}: {ref.registry} keeps no tag"
-                        " history, so --before cannot be answered for it"
-                        " (--skip-no-history leaves such images alone)"
-                    )
+                report.errors.append(
+                    f"{source.path}:{found.line}: {found.text}: {ref.registry} keeps no tag"
+                    " history, so --before cannot be answered for it"
+                    " (--skip-no-history leaves such images alone)"
                 )
                 continue
             key = (ref.registry, ref.repository, ref.effective_tag)
             targets.append(_Target(source, found, key))
-    return targets
+    return targets, audits
 
 
-def _resolve_all(
-    keys: set[_Key], options: Options
-) -> tuple[dict[_Key, Resolution], dict[_Key, PinError]]:
-    """Resolve every unique (registry, repository, tag) once, concurrently."""
-    if not keys:
-        return {}, {}
-    return asyncio.run(_resolve_keys(sorted(keys), options))
+class _Once:
+    """Run each keyed coroutine once, however many references ask for it."""
+
+    def __init__(self) -> None:
+        self._results: dict[tuple[Any, ...], Any] = {}
+
+    async def get(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
+        import asyncio
+
+        if key not in self._results:
+            self._results[key] = asyncio.ensure_future(make())
+        return await self._results[key]
 
 
-async def _resolve_keys(
-    keys: list[_Key], options: Options
-) -> tuple[dict[_Key, Resolution], dict[_Key, PinError]]:
-    import httpx  # the offline path must not pay for this import
+@dataclass
+class _Results:
+    resolutions: dict[_Key, Resolution] = field(default_factory=dict)
+    audited: list[Entry] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
-    from pinner.reference import ImageReference
+
+def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
+    import asyncio
+
+    return asyncio.run(_resolve_async(targets, audits, options))
+
+
+async def _resolve_async(
+    targets: list[_Target], audits: list[_Audit], options: Options
+) -> _Results:
+    import asyncio
+
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
 
-    limit = asyncio.Semaphore(options.concurrency)
-    results: dict[_Key, Resolution] = {}
-    errors: dict[_Key, PinError] = {}
-    async with httpx.AsyncClient(
+    async with _http_client(options) as http:
+        client = RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
+        work = _Work(
+            ChainguardResolver(client),
+            DistributionResolver(client),
+            asyncio.Semaphore(options.concurrency),
+            options,
+        )
+        jobs = [work.pin(t) for t in targets] + [work.audit(a) for a in audits]
+        done = 0
+
+        async def tick(job: Awaitable[None]) -> None:
+            nonlocal done
+            await job
+            done += 1
+            if options.progress is not None:
+                options.progress(done, len(jobs))
+
+        await asyncio.gather(*(tick(job) for job in jobs))
+    return work.results
+
+
+def _http_client(options: Options) -> Any:
+    import httpx  # only here: the offline path must not pay for this import
+
+    return httpx.AsyncClient(
         timeout=httpx.Timeout(options.timeout),
         limits=httpx.Limits(max_connections=options.concurrency * 2),
         follow_redirects=True,  # httpx drops Authorization on a redirect to another origin
         headers={"User-Agent": _user_agent()},
-    ) as http:
-        client = RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
-        chainguard, distribution = ChainguardResolver(client), DistributionResolver(client)
-
-        async def one(key: _Key) -> None:
-            registry, repository, tag = key
-            reference = ImageReference(registry, repository, tag, None)
-            resolver: Resolver = chainguard if registry == CHAINGUARD else distribution
-            async with limit:
-                try:
-                    results[key] = await resolver.resolve(reference, options.cutoff)
-                except PinError as e:
-                    errors[key] = e
-
-        await asyncio.gather(*(one(key) for key in keys))
-    return results, errors
+    )
 
 
-def _report_errors(errors: dict[_Key, PinError], targets: list[_Target], report: Report) -> None:
-    """One line per failed image, at the first place it is used, so the user knows what to fix."""
-    places: dict[_Key, list[_Target]] = {}
-    for target in targets:
-        places.setdefault(target.key, []).append(target)
-    for key, error in errors.items():
-        first, *others = places[key]
-        more = f" (also used in {len(others)} more places)" if others else ""
-        report.failures.append(
-            Failure(f"{first.source.path}:{first.found.line}: {first.found.text}: {error}{more}")
+@dataclass
+class _Work:
+    """The registry work of a run: each lookup made once, its outcome kept in ``results``."""
+
+    chainguard: ChainguardResolver
+    distribution: DistributionResolver
+    limit: Any  # asyncio.Semaphore: created inside the event loop
+    options: Options
+    once: _Once = field(default_factory=lambda: _Once())
+    results: _Results = field(default_factory=_Results)
+    _failed: set[tuple[Any, ...]] = field(default_factory=set)
+
+    async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
+        async def limited() -> Any:
+            async with self.limit:
+                return await make()
+
+        return await self.once.get(key, limited)
+
+    def _fail(self, key: tuple[Any, ...], source: _Source, found: Found, error: PinError) -> None:
+        """One error line per failed lookup, at the first place that needed it."""
+        if key not in self._failed:
+            self._failed.add(key)
+            self.results.errors.append(f"{source.path}:{found.line}: {found.text}: {error}")
+
+    async def pin(self, target: _Target) -> None:
+        from pinner.reference import ImageReference
+
+        registry, repository, tag = target.key
+        reference = ImageReference(registry, repository, tag, None)
+        resolver = self.chainguard if registry == CHAINGUARD else self.distribution
+        key = ("resolve", *target.key)
+        try:
+            resolution = await self._call(
+                key, lambda: resolver.resolve(reference, self.options.cutoff)
+            )
+        except PinError as e:
+            self._fail(key, target.source, target.found, e)
+            return
+        self.results.resolutions[target.key] = resolution
+
+    async def audit(self, audit: _Audit) -> None:
+        """--verify and --max-age for one pinned reference."""
+        found, entry = audit.found, audit.entry
+        ref = found.reference
+        digest = ref.digest or ""
+        try:
+            if ref.registry == CHAINGUARD and ref.tag is not None:
+                key = ("builds", ref.registry, ref.repository, ref.tag)
+                builds: list[Build] = await self._call(key, lambda: self.chainguard.all_builds(ref))
+                finding = _audit_history(entry, digest, builds, self.options)
+            else:
+                key = ("exists", ref.registry, ref.repository, digest)
+                finding = await self._audit_manifest(key, entry, digest)
+        except PinError as e:
+            self._fail(key, audit.source, found, e)
+            return
+        self.results.audited.append(finding)
+
+    async def _audit_manifest(self, key: tuple[Any, ...], entry: Entry, digest: str) -> Entry:
+        from pinner.errors import NotFoundError
+        from pinner.reference import ImageReference
+
+        if self.options.max_age is not None and not self.options.verify:
+            return replace(
+                entry,
+                action="skipped",
+                reason=f"{entry.registry} keeps no history to date this pin",
+            )
+        reference = ImageReference(entry.registry, entry.repository or "", None, None)
+        try:
+            found = await self._call(
+                key, lambda: self.distribution.manifest_digest(reference, digest)
+            )
+        except NotFoundError:
+            return replace(
+                entry,
+                action="unverified",
+                reason=f"{digest} does not exist in {entry.registry}/{entry.repository}",
+            )
+        if found != digest:
+            return replace(
+                entry, action="unverified", reason=f"the registry answers {found} for {digest}"
+            )
+        return replace(entry, reason="verified: the digest exists in the repository")
+
+
+def _audit_history(entry: Entry, digest: str, builds: list[Build], options: Options) -> Entry:
+    mine = [b for b in builds if b.digest == digest]
+    if not mine:
+        return replace(
+            entry, action="unverified", reason=f"{digest} is not in the history of tag {entry.tag}"
         )
+    build = max(mine, key=lambda b: b.ns)
+    newest = max(builds, key=lambda b: b.ns)
+    age = _age(build.ns)
+    described = f"built {build.published} ({age} ago)"
+    too_old = options.max_age is not None and time.time_ns() - build.ns > options.max_age
+    if too_old and newest.ns > build.ns:
+        return replace(
+            entry,
+            action="stale",
+            published=build.published,
+            reason=f"{described}; a newer build exists ({newest.published}); run pin --update",
+        )
+    return replace(entry, published=build.published, reason=described)
+
+
+def _age(ns: int) -> str:
+    seconds = max(0, (time.time_ns() - ns) // NS)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _rewrite(
     sources: list[_Source],
     targets: list[_Target],
-    resolved: dict[_Key, Resolution],
+    resolutions: dict[_Key, Resolution],
     options: Options,
     report: Report,
 ) -> list[FileOutcome]:
@@ -231,26 +411,32 @@ def _rewrite(
     for source in sources:
         edits: list[Edit] = []
         for target in by_source.get(source.path, []):
-            resolution = resolved[target.key]
+            resolution = resolutions[target.key]
             found = target.found
             new = found.reference.with_digest(resolution.digest, keep_tag=not options.digest_only)
-            if found.reference.digest == resolution.digest and found.reference.tag is not None:
-                continue  # already at that build; keep the spelling as it is
+            old_digest = found.reference.digest
+            same = old_digest == resolution.digest and found.reference.tag is not None
             try:
-                edit = edit_for(found, new)
+                edit = None if same else edit_for(found, new)
             except PinError as e:
-                report.failures.append(Failure(f"{source.path}: {e}"))
+                report.errors.append(f"{source.path}: {e}")
                 continue
-            if edit is None:
-                continue
-            edits.append(edit)
-            report.changes.append(
-                Change(source.path, found.line, found.where, found.text, new, resolution.published)
+            action = "unchanged" if edit is None else "updated" if old_digest else "pinned"
+            report.entries.append(
+                _entry(
+                    source,
+                    found,
+                    action,
+                    new_digest=resolution.digest,
+                    new_image=new if edit is not None else None,
+                    published=resolution.published,
+                )
             )
+            if edit is not None:
+                edits.append(edit)
         text = apply_edits(source.text, edits)
-        outcomes.append(
-            FileOutcome(source.path, source.data, text.encode("utf-8", "surrogateescape"))
-        )
+        after = text.encode("utf-8", "surrogateescape")
+        outcomes.append(FileOutcome(source.path, source.data, after))
     return outcomes
 
 
@@ -264,7 +450,7 @@ def _write_all(outcomes: list[FileOutcome], report: Report) -> None:
         for temp, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-        report.failures.append(Failure(str(e)))
+        report.errors.append(str(e))
         return
     for temp, target in staged:
         os.replace(temp, target)
@@ -299,3 +485,43 @@ def _user_agent() -> str:
         return f"pinner/{version('pinner')}"
     except PackageNotFoundError:
         return "pinner"
+
+
+@dataclass(frozen=True)
+class HistoryListing:
+    image: str
+    builds: list[Build]
+
+
+def history(image: str, options: Options, limit: int) -> HistoryListing:
+    """``pin --history IMAGE``: the newest *limit* builds of a cgr.dev tag (at or before)."""
+    from pinner.errors import UsageError
+    from pinner.reference import parse_reference
+
+    reference = parse_reference(image)
+    if reference.registry != CHAINGUARD:
+        raise UsageError(f"--history {image}: only cgr.dev keeps a tag history")
+    if reference.digest is not None and reference.tag is None:
+        raise UsageError(f"--history {image}: name a tag, not a digest")
+
+    async def fetch() -> list[Build]:
+        from pinner.resolve.chainguard import ChainguardResolver
+        from pinner.resolve.client import RegistryClient
+
+        async with _http_client(options) as http:
+            client = RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
+            resolver = ChainguardResolver(client)
+            return await resolver.recent_builds(reference, options.cutoff, limit)
+
+    import asyncio
+
+    try:
+        builds = asyncio.run(fetch())
+    except PinError as e:
+        raise type(e)(f"{image}: {e}") from None
+    return HistoryListing(image, builds)
+
+
+def age(ns: int) -> str:
+    """How long ago *ns* was, in the largest whole unit: ``3d``, ``5h``, ``12m``, ``40s``."""
+    return _age(ns)

@@ -1,40 +1,51 @@
 """What a run found and did, and the exit code that follows from it.
 
-Like black's Report: the pipeline records outcomes here, the CLI prints them.
-Exit codes: 0 done or nothing to do, 1 ``--check`` found changes, 2 any error.
+Like black's Report: the pipeline records one :class:`Entry` per reference found,
+the CLI prints them. Exit codes: 0 done or nothing to do, 1 ``--check`` (or
+``--verify``) found something, 2 any error.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+JSON_VERSION = 1
+
+#: pinned: gets a digest it did not have; updated: its digest moves; unchanged: stays;
+#: unpinned: has no digest (offline --check, nothing looked up); skipped: left alone, see
+#: reason; error: could not be resolved, see reason; stale / unverified: failed --max-age
+#: or --verify, see reason.
+Action = Literal[
+    "pinned", "updated", "unchanged", "unpinned", "skipped", "error", "stale", "unverified"
+]
+_CHANGES = ("pinned", "updated", "unpinned")
+_FINDINGS = ("stale", "unverified")
 
 
 @dataclass(frozen=True)
-class Change:
-    """A reference that was (or would be) rewritten. ``new`` is None in an offline check."""
+class Entry:
+    """One image reference in one file, and what became of it."""
 
-    path: str
+    file: str
     line: int
-    where: str
-    old: str
-    new: str | None
-    published: str | None = None
+    instruction: str  # where it was found: FROM, COPY --from, RUN --mount, ARG NAME
+    image: str  # as written in the file
+    action: Action
+    registry: str | None = None
+    repository: str | None = None
+    tag: str | None = None
+    old_digest: str | None = None
+    new_digest: str | None = None
+    new_image: str | None = None  # the text written (or that would be) in place of image
+    published: str | None = None  # build time of new_digest (or of old_digest for checks)
+    reason: str | None = None
 
-
-@dataclass(frozen=True)
-class Skip:
-    path: str
-    line: int
-    text: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One error, already phrased as the line the user will read."""
-
-    message: str
+    @property
+    def changes(self) -> bool:
+        return self.action in _CHANGES
 
 
 @dataclass(frozen=True)
@@ -51,53 +62,106 @@ class FileOutcome:
 @dataclass
 class Report:
     check: bool = False
-    changes: list[Change] = field(default_factory=list)
-    skips: list[Skip] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # each one line, for the user
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
 
     @property
+    def changes(self) -> list[Entry]:
+        return [e for e in self.entries if e.changes]
+
+    @property
+    def findings(self) -> list[Entry]:
+        return [e for e in self.entries if e.action in _FINDINGS]
+
+    @property
     def changed_paths(self) -> list[str]:
-        return sorted({c.path for c in self.changes})
+        return sorted({e.file for e in self.changes})
 
     @property
     def exit_code(self) -> int:
-        if self.failures:
+        if self.errors:
             return 2
-        if self.check and self.changes:
+        if self.findings or (self.check and self.changes):
             return 1
         return 0
 
     def summary(self) -> list[str]:
         """Lines for people (stderr)."""
-        lines = [f"error: {f.message}" for f in self.failures]
-        if self.failures:
-            lines.append("pin: nothing was written" if not self.written else "")
-            return [line for line in lines if line]
-        for change in self.changes:
-            lines.append(_describe(change, self.check or not self.written))
-        for skip in self.skips:
-            lines.append(f"{skip.path}:{skip.line}: skipped {skip.text}: {skip.reason}")
+        if self.errors:
+            lines = [f"error: {message}" for message in self.errors]
+            if not self.written:
+                lines.append("pin: nothing was written")
+            return lines
+        hypothetical = self.check or not self.written
+        lines = [_describe(e, hypothetical) for e in self.entries if e.changes]
+        lines += [f"{e.file}:{e.line}: {e.image}: {e.reason}" for e in self.findings]
+        lines += [
+            f"{e.file}:{e.line}: skipped {e.image}: {e.reason}"
+            for e in self.entries
+            if e.action == "skipped"
+        ]
         count, files = len(self.changes), len(self.changed_paths)
+        if self.findings:
+            lines.append(f"pin: {_plural(len(self.findings), 'pin')} failed the checks")
         if not count:
-            lines.append(
-                "pin: every image is pinned" if not self.skips else "pin: nothing to change"
-            )
+            if not self.findings:
+                lines.append("pin: nothing to change")
         elif self.written:
             lines.append(f"pin: pinned {_plural(count, 'image')} in {_plural(files, 'file')}")
         else:
             lines.append(f"pin: {_plural(count, 'image')} in {_plural(files, 'file')} would change")
         return lines
 
+    def to_json(self) -> str:
+        """The ``--json`` document; its shape is documented in the README and versioned."""
+        document = {
+            "version": JSON_VERSION,
+            "written": self.written,
+            "exit_code": self.exit_code,
+            "references": [asdict(e) for e in self.entries],
+            "errors": self.errors,
+        }
+        return json.dumps(document, indent=2, ensure_ascii=False)
 
-def _describe(change: Change, hypothetical: bool) -> str:
-    where = f"{change.path}:{change.line}"
-    if change.new is None:
-        return f"{where}: {change.old} is not pinned"
-    built = f" (built {change.published})" if change.published else ""
+    def annotations(self) -> list[str]:
+        """GitHub Actions workflow commands that put each finding on its line in a PR."""
+        lines = [f"::error title=pin::{_escape(message)}" for message in self.errors]
+        for entry in self.entries:
+            if entry.changes and self.check:
+                message = (
+                    f"{entry.image} is not pinned"
+                    if entry.new_digest is None
+                    else f"{entry.image} should be {entry.new_image}"
+                )
+            elif entry.action in _FINDINGS:
+                message = f"{entry.image}: {entry.reason}"
+            else:
+                continue
+            lines.append(
+                f"::error file={_property(entry.file)},line={entry.line},"
+                f"title=pin::{_escape(message)}"
+            )
+        return lines
+
+
+def _escape(text: str) -> str:
+    """Workflow command data escaping (actions/toolkit, command.ts escapeData)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _escape(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _describe(entry: Entry, hypothetical: bool) -> str:
+    where = f"{entry.file}:{entry.line}"
+    if entry.new_image is None:
+        return f"{where}: {entry.image} is not pinned"
+    built = f" (built {entry.published})" if entry.published else ""
     verb = "would become" if hypothetical else "->"
-    return f"{where}: {change.old} {verb} {change.new}{built}"
+    return f"{where}: {entry.image} {verb} {entry.new_image}{built}"
 
 
 def _plural(count: int, noun: str) -> str:
@@ -116,6 +180,6 @@ def unified_diff(outcome: FileOutcome) -> bytes:
 
 
 def _lines(data: bytes) -> list[str]:
-    """Lines split at \n only (str.splitlines would also split at \f, \x1c, U+2028 ...)."""
+    """Lines split at \\n only (str.splitlines would also split at \\f, \\x1c, U+2028 ...)."""
     parts = data.decode("utf-8", "surrogateescape").split("\n")
     return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])

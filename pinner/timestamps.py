@@ -58,6 +58,14 @@ class Cutoff:
     label: str
 
 
+def parse_duration(text: str, option: str) -> int:
+    """Nanoseconds in a duration like ``7d``, ``12h``, ``2w``, ``30m``, ``90s``."""
+    match = _AGE_RE.fullmatch(text.strip())
+    if match is None:
+        raise UsageError(f"{option} {text!r}: expected a duration such as 7d, 12h or 2w")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * NS
+
+
 def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
     """Read ``--before WHEN``: a UTC date (the whole day), an RFC 3339 instant, or an age."""
     value = text.strip()

@@ -50,6 +50,27 @@ class ChainguardResolver:
                 return best
         raise await self._no_build(reference, cutoff)
 
+    async def recent_builds(
+        self, reference: ImageReference, cutoff: Cutoff | None, limit: int
+    ) -> list[Build]:
+        """Up to *limit* builds, newest first (all at or before *cutoff*), for ``--history``."""
+        anchor = cutoff.ns if cutoff is not None else time.time_ns()
+        end = None if cutoff is None else format_instant(cutoff.ns + NS - 1)
+        eligible: list[Build] = []
+        for window in WINDOWS:
+            start = None if window is None else format_instant(anchor - window)
+            builds = await self._window(reference, start, end)
+            eligible = [b for b in builds if cutoff is None or b.ns <= cutoff.ns]
+            if len(eligible) >= limit:
+                break
+        if not eligible:
+            raise await self._no_build(reference, cutoff)
+        return sorted(set(eligible), key=lambda b: b.ns, reverse=True)[:limit]
+
+    async def all_builds(self, reference: ImageReference) -> list[Build]:
+        """The tag's whole history, for ``--verify`` and ``--max-age``."""
+        return await self._window(reference, None, None)
+
     async def _window(
         self, reference: ImageReference, start: str | None, end: str | None
     ) -> list[Build]:
