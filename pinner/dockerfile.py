@@ -28,8 +28,11 @@ from pinner.errors import ReferenceError_
 from pinner.reference import ImageReference, parse_reference
 
 _DIRECTIVE_RE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*")
-# BuildKit reHeredoc: an optional fd number, <<, an optional '-', then the word.
-_HEREDOC_RE = re.compile(r"\d*<<(-?)(.+)")
+# BuildKit reHeredoc: an optional fd number, <<, an optional '-', then a word with no '<'
+# (so a here-string <<< is no heredoc).
+_HEREDOC_RE = re.compile(r"\d*<<(-?)([^<]+)")
+# BuildKit reads only these directives; an unknown name ends the directive block.
+_DIRECTIVES = frozenset({"escape", "syntax", "check"})
 _VARIABLE_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
@@ -128,7 +131,7 @@ class _Lines:
 def _escape_char(contents: list[str]) -> str:
     for content in contents:
         match = _DIRECTIVE_RE.fullmatch(content)
-        if match is None:
+        if match is None or match.group(1).lower() not in _DIRECTIVES:
             break
         if match.group(1).lower() == "escape" and match.group(2) in ("\\", "`"):
             return match.group(2)
@@ -140,9 +143,13 @@ def _is_comment(content: str) -> bool:
 
 
 def _continues(content: str, escape: str) -> int | None:
-    """Index of the continuation escape when *content* ends with one, else None."""
+    """Index of the continuation escape when *content* ends with one, else None.
+
+    An escaped escape (``path\\``) is no continuation (BuildKit's trailing-backslash test).
+    """
     stripped = content.rstrip(_BLANKS)
-    if stripped.endswith(escape):
+    run = len(stripped) - len(stripped.rstrip(escape))
+    if run % 2 == 1:
         return len(stripped) - 1
     return None
 
@@ -162,15 +169,53 @@ def _split_words(chars: str, offsets: list[int]) -> list[_Word]:
     return words
 
 
-def _heredoc_names(words: list[_Word]) -> list[tuple[str, bool]]:
+def _shell_words(text: str, escape: str) -> list[str]:
+    """*text* split into words as a shell would, quotes kept: enough to find heredoc markers."""
+    words: list[str] = []
+    current: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == escape and quote != "'" and i + 1 < len(text):
+            current += text[i : i + 2]
+            i += 2
+            continue
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in _BLANKS:
+            if current:
+                words.append("".join(current))
+                current = []
+            i += 1
+            continue
+        current.append(char)
+        i += 1
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def _heredocs(logical: str, escape: str) -> list[tuple[str, bool]]:
+    """The heredocs an instruction opens: (terminator, whether leading tabs are stripped)."""
+    words = _shell_words(logical, escape)
+    if words and words[0].upper() == "ONBUILD":
+        words = words[1:]  # ONBUILD RUN <<EOF opens a heredoc too
+    if not words or words[0].upper() not in _HEREDOC_INSTRUCTIONS:
+        return []
+    args = words[1:]
+    while args and args[0].startswith("--"):
+        args = args[1:]
+    if args and args[0].startswith("["):
+        return []  # the JSON form has no heredocs
     names: list[tuple[str, bool]] = []
     for word in words:
-        match = _HEREDOC_RE.fullmatch(word.text)
+        match = _HEREDOC_RE.fullmatch(word)
         if match is None:
             continue
-        name = match.group(2)
-        if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
-            name = name[1:-1]
+        name = match.group(2).replace('"', "").replace("'", "")
         if name:
             names.append((name, match.group(1) == "-"))
     return names
@@ -225,13 +270,12 @@ def _instructions(text: str, lines: _Lines) -> Iterator[_Instruction]:
         instruction = _Instruction(keyword, words[1:], logical, start_line, ignore_next)
         ignore_next = False
         yield instruction
-        if keyword in _HEREDOC_INSTRUCTIONS:
-            for name, chomp in _heredoc_names(instruction.words):
-                while index < total:
-                    body_line = contents[index]
-                    index += 1
-                    if (body_line.lstrip("\t") if chomp else body_line) == name:
-                        break
+        for name, chomp in _heredocs(logical, escape):
+            while index < total:
+                body_line = contents[index]
+                index += 1
+                if (body_line.lstrip("\t") if chomp else body_line) == name:
+                    break
 
 
 def _flags(words: list[_Word]) -> tuple[list[_Word], list[_Word]]:
@@ -291,13 +335,24 @@ class _Scanner:
         self.global_args: dict[str, _Arg] = {}
         self.stages: set[str] = set()
         self.stage_count = 0
+        self.all_stages: set[str] = set()
+        self.total_stages = 0
         self.found: list[Found] = []
         self.skipped: list[Skipped] = []
         self._seen_arg_spans: set[int] = set()
         self._ignored = False
 
     def run(self) -> Scan:
-        for instruction in _instructions(self.text, self.lines):
+        instructions = list(_instructions(self.text, self.lines))
+        # COPY --from and RUN --mount from= may name any stage of the file, even a later one
+        # (BuildKit resolves them once all stages are known); FROM only an earlier one.
+        for instruction in instructions:
+            if instruction.keyword == "FROM":
+                _, rest = _flags(instruction.words)
+                if len(rest) >= 3 and rest[1].text.lower() == "as":
+                    self.all_stages.add(rest[2].text.lower())
+                self.total_stages += 1
+        for instruction in instructions:
             self._ignored = instruction.ignored
             handler = getattr(self, f"_on_{instruction.keyword.lower()}", None)
             if handler is not None:
@@ -319,12 +374,16 @@ class _Scanner:
             return
         self.found.append(Found(word.text, reference, line, where, word.offsets))
 
-    def _is_stage(self, name: str) -> bool:
+    def _is_stage(self, name: str, *, anywhere: bool = False) -> bool:
+        if anywhere:
+            # A number is a stage index; past the last stage BuildKit fails the build.
+            return name.lower() in self.all_stages or name.isdigit()
         return name.lower() in self.stages or (name.isdigit() and int(name) < self.stage_count)
 
     def _image(self, word: _Word, where: str, line: int, *, from_arg: bool = False) -> None:
         """Record *word* as an image unless it is a stage, scratch or made of variables."""
-        if self._is_stage(word.text) or word.text.lower() == "scratch":
+        # FROM sees only earlier stages; --from and from= see every stage of the file.
+        if self._is_stage(word.text, anywhere=not from_arg) or word.text.lower() == "scratch":
             return
         if "$" not in word.text:
             self._add(word, where, line)

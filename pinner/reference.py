@@ -22,9 +22,11 @@ _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _PATH_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _DOMAIN_RE = re.compile(_DOMAIN)
-_TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # ASCII only, as Docker's
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")
+# opencontainers/go-digest: the registered algorithms have a fixed lower-case hex length.
+_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
 def is_sha256_digest(value: str) -> bool:
@@ -88,7 +90,14 @@ def parse_reference(text: str) -> ImageReference:
     digest: str | None = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
-        if not _DIGEST_RE.fullmatch(digest):
+        algorithm, _, encoded = digest.partition(":")
+        length = _HEX_LENGTHS.get(algorithm)
+        valid = (
+            re.fullmatch(f"[0-9a-f]{{{length}}}", encoded) is not None
+            if length is not None
+            else _DIGEST_RE.fullmatch(digest) is not None
+        )
+        if not valid:
             raise ReferenceError_(f"{text!r}: {digest!r} is not a valid digest")
     tag: str | None = None
     slash = rest.rfind("/")
