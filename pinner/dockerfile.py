@@ -93,6 +93,7 @@ class _Arg:
     value: _Word | None  # None: no default value
     simple: bool  # False when the value is quoted in a way we do not rewrite
     line: int
+    ignored: bool = False  # its ARG line is preceded by "# pin: ignore"
 
 
 @dataclass
@@ -362,8 +363,8 @@ class _Scanner:
     def _line(self, word: _Word, fallback: int) -> int:
         return self.lines.line_of(word.offsets[0]) if word.offsets else fallback
 
-    def _add(self, word: _Word, where: str, line: int) -> None:
-        if self._ignored:
+    def _add(self, word: _Word, where: str, line: int, *, ignored: bool = False) -> None:
+        if self._ignored or ignored:
             reason = "left alone by a `# pin: ignore` comment"
             self.skipped.append(Skipped(word.text, line, where, reason))
             return
@@ -411,11 +412,13 @@ class _Scanner:
         self._seen_arg_spans.add(arg.value.offsets[0])
         if self._is_stage(arg.value.text) or arg.value.text.lower() == "scratch":
             return
-        self._add(arg.value, arg_where, self._line(arg.value, arg.line))
+        line = self._line(arg.value, arg.line)
+        self._add(arg.value, arg_where, line, ignored=arg.ignored)
 
     def _on_arg(self, instruction: _Instruction) -> None:
         if self.stage_count == 0:
             for arg in _parse_arg(instruction):
+                arg.ignored = instruction.ignored
                 self.global_args[arg.name] = arg
 
     def _on_from(self, instruction: _Instruction) -> None:

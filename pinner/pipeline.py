@@ -145,6 +145,7 @@ def run(options: Options) -> Report:
             report.entries.append(
                 _entry(target.source, target.found, "unpinned", reason="not pinned")
             )
+        report.entries.sort(key=lambda e: (e.file, e.line))
         return report
     results = _resolve(targets, audits, options) if targets or audits else _Results()
     report.errors.extend(results.errors)

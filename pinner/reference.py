@@ -46,9 +46,9 @@ class ImageReference:
     @property
     def registry(self) -> str:
         """The registry name used for credentials and ``--mirror``: ``docker.io`` for Hub."""
-        if self.written_registry is None or self.written_registry in _HUB_ALIASES:
-            return DOCKER_HUB
-        return self.written_registry
+        # Host names ignore case: GHCR.IO is ghcr.io for --mirror, --only and credentials.
+        registry = (self.written_registry or DOCKER_HUB).lower()
+        return DOCKER_HUB if registry in _HUB_ALIASES else registry
 
     @property
     def repository(self) -> str:

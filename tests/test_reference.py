@@ -25,7 +25,7 @@ B = "sha256:" + "b" * 64
         ("cgr.dev/chainguard/python:latest", "cgr.dev", "chainguard/python", "latest", None),
         ("localhost/a", "localhost", "a", None, None),
         ("localhost:5000/a/b:1", "localhost:5000", "a/b", "1", None),
-        ("Example/app", "Example", "app", None, None),
+        ("Example/app", "example", "app", None, None),  # host names ignore case
         ("chainguard/python", "docker.io", "chainguard/python", None, None),
         ("localhost", "docker.io", "library/localhost", None, None),
         ("[::1]:5000/a:1", "[::1]:5000", "a", "1", None),

@@ -5,12 +5,16 @@
 index and manifest-list types first, so a multi-platform tag gives its index
 digest, which is what ``docker pull`` of the tag resolves. HEAD does not count
 against Docker Hub's pull limit; GET is only the fallback for a registry that
-sends no digest on HEAD, and then the digest is computed from the body.
+sends no digest on HEAD, and then the digest is computed from the body, which
+must be a manifest of one of the accepted types: a schema 1 manifest's digest is
+not the hash of its body, and a 200 page from a captive portal or a misconfigured
+mirror is not a manifest at all.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from urllib.parse import quote
 
 from pinner.errors import RegistryError
@@ -49,7 +53,7 @@ class DistributionResolver:
             "HEAD", reference.registry, reference.repository, path, headers=headers
         )
         digest = head.headers.get("Docker-Content-Digest")
-        if digest is not None:
+        if digest:  # some proxies send the header empty: as good as no digest
             return _checked(digest)
         response = await self.client.request(
             "GET", reference.registry, reference.repository, path, headers=headers
@@ -57,9 +61,10 @@ class DistributionResolver:
         body = response.content
         if len(body) > MAX_MANIFEST_BYTES:
             raise RegistryError("the manifest is larger than 4 MiB; refusing it")
+        _check_manifest(body)
         computed = "sha256:" + hashlib.sha256(body).hexdigest()
         claimed = response.headers.get("Docker-Content-Digest")
-        if claimed is not None and claimed != computed:
+        if claimed and claimed != computed:
             raise RegistryError("the manifest's Docker-Content-Digest does not match its content")
         return computed
 
@@ -68,3 +73,27 @@ def _checked(digest: str) -> str:
     if not is_sha256_digest(digest):
         raise RegistryError(f"the registry sent an invalid digest {digest[:80]!r}")
     return digest
+
+
+def _check_manifest(body: bytes) -> None:
+    """Refuse a GET answer whose hash would not be the digest of a manifest we asked for.
+
+    The Content-Type is not enough: some registries label every manifest application/json,
+    and a proxy can keep the header while the body is its own error page.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    # schemaVersion 2 and, where the manifest names it (OCI allows leaving it out), one of the
+    # types we asked for.
+    if (
+        isinstance(document, dict)
+        and document.get("schemaVersion") == 2
+        and document.get("mediaType", MANIFEST_TYPES[0]) in MANIFEST_TYPES
+    ):
+        return
+    raise RegistryError(
+        "the registry answered the manifest request with something that is not an image"
+        " manifest or index; refusing to pin to it"
+    )
