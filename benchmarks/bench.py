@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakeregistry import running_registry  # noqa: E402
+from tests.fakeregistry import running_registry
 
 LATENCY = 0.05
 

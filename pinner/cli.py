@@ -1,7 +1,7 @@
 """The ``pin`` command: options in, one call to the pipeline, its report out.
 
-stdout carries data (diffs, JSON, the history table, GitHub annotations); stderr
-carries what people read (progress, the summary, errors).
+stdout carries data (diffs, JSON, the history table); stderr carries what people read
+(progress, the summary, errors) and GitHub annotations, which the runner reads there too.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def pin(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[PATH]...",
+            metavar="PATH",
             help="Dockerfiles, or directories to search for them. Default: the current directory.",
             show_default=False,
         ),

@@ -346,6 +346,8 @@ class _Work:
         from pinner.reference import ImageReference
 
         if self.options.max_age is not None and not self.options.verify:
+            if entry.registry == CHAINGUARD:
+                return replace(entry, action="skipped", reason="no tag to date this pin by")
             return replace(
                 entry,
                 action="skipped",
@@ -455,7 +457,7 @@ def _write_all(outcomes: list[FileOutcome], report: Report) -> None:
         return
     for temp, target in staged:
         os.replace(temp, target)
-    report.written = True
+    report.written = bool(staged)
 
 
 def _stage(outcome: FileOutcome) -> str:
