@@ -7,6 +7,19 @@ the same code. It implements the distribution token flow
 ``WWW-Authenticate`` challenge naming the token realm; the token from the realm
 is reused for every later request to the same repository.
 
+Where credentials may go (docker pull's rules, a little stricter):
+
+* Basic credentials only to the token realm a challenge from the registry itself names
+  (or, for a ``Basic`` challenge, to the registry); a registry token only to the registry;
+  an identity token only in the body of a POST to the realm, never across a redirect.
+* Only over https, or plain http to a loopback address; a plain http realm named by an
+  https registry is refused.
+* A challenge from a host the registry redirected to is not answered with credentials:
+  httpx drops ``Authorization`` on a redirect to another origin, and answering that
+  host's challenge would hand it the credentials anyway.
+* No secret reaches a log line or an error message: they name where the credential was
+  found (:attr:`Credential.source`), never what it is.
+
 httpx errors stop here: callers see only :mod:`pinner.errors`.
 """
 
@@ -33,6 +46,10 @@ USER_AGENT = "pinner (+https://pypi.org/project/pinner/)"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _AUTH_PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _ERROR_CODE_RE = re.compile(r"[A-Z][A-Z_]{1,40}")
+# Token services that do not take the OAuth2 POST grant answer it with one of these.
+_OAUTH_REFUSED = frozenset({400, 401, 404, 405})
+# The user name docker-credential-helpers and Docker use to mark an identity token.
+_TOKEN_USERNAME = "<token>"
 
 Log = Callable[[str], None]
 CredentialLookup = Callable[[str, str], Credential | None]
@@ -131,6 +148,7 @@ class RegistryClient:
             status = response.status_code
             if status == 401 and not authenticated:
                 authenticated = True
+                self._require_same_origin(registry, response)
                 await self._authenticate(registry, repository, response, stale=sent)
                 continue
             if status in _RETRY_STATUS and attempt + 1 < self.retry.attempts:
@@ -144,13 +162,24 @@ class RegistryClient:
             raise self._failure(registry, repository, response, attempt + 1)
 
     async def _send(
-        self, method: str, url: str, *, params: Mapping[str, str] | None, headers: dict[str, str]
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        data: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         started = time.monotonic()
         attempt = 0
+        # A body (the refresh-token grant) must not follow a redirect: a 307/308 re-sends it,
+        # to whatever host the Location names, and httpx only strips Authorization.
+        follow = data is None
         while True:
             try:
-                response = await self.http.request(method, url, params=params, headers=headers)
+                response = await self.http.request(
+                    method, url, params=params, headers=headers, data=data, follow_redirects=follow
+                )
             except httpx.TimeoutException as e:
                 error: RegistryError = RegistryError(f"no answer from {_origin(url)} in time")
                 cause: Exception = e
@@ -175,17 +204,15 @@ class RegistryClient:
     ) -> RegistryError:
         status = response.status_code
         credential = self._creds.get((registry, repository))
-        if status == 401:
-            if credential is None:
-                return AuthError(f"this image needs credentials: {_login_hint(registry)}")
-            return AuthError(f"{registry} rejected the credentials from {credential.source}")
-        if status == 403:
-            who = (
-                "anonymous access"
-                if credential is None
-                else f"the credentials from {credential.source}"
+        if status in (401, 403) and not self._at_registry(registry, response):
+            return AuthError(
+                f"{registry} redirected to {_origin(str(response.url))}, which answered"
+                f" HTTP {status}; pinner does not send {registry}'s credentials there"
             )
-            return AuthError(f"access denied (HTTP 403) for {who} to {repository}")
+        if status == 401:
+            return _unauthorised(registry, credential)
+        if status == 403:
+            return _denied(registry, repository, credential)
         if status == 404:
             return NotFoundError(
                 f"not found (HTTP 404{_error_code(response)}): check the repository and tag"
@@ -219,8 +246,13 @@ class RegistryClient:
             scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
             credential = await self._credential(registry, repository)
             if scheme == "basic":
-                if credential is None or credential.kind != "basic":
+                if credential is None:
                     raise AuthError(f"this image needs credentials: {_login_hint(registry)}")
+                if credential.kind != "basic":
+                    raise AuthError(
+                        f"{registry} asks for a user name and password, but the credentials"
+                        f" from {credential.source} are a token: {_login_hint(registry)}"
+                    )
                 self._require_secure(self.base_url(registry), registry)
                 self._auth[key] = _basic(credential.username or "", credential.secret)
             elif scheme == "bearer":
@@ -232,6 +264,19 @@ class RegistryClient:
                     self._auth[key] = f"Bearer {token}"
             else:
                 raise AuthError(f"{registry} asked for unsupported authentication {scheme!r}")
+
+    def _at_registry(self, registry: str, response: httpx.Response) -> bool:
+        """Whether *response* came from the registry itself, not from where it redirected to."""
+        return _origin_of(response.url) == _origin_of(httpx.URL(self.base_url(registry)))
+
+    def _require_same_origin(self, registry: str, response: httpx.Response) -> None:
+        """Refuse to answer a challenge from a host a redirect led to (see the module doc)."""
+        if not self._at_registry(registry, response):
+            raise AuthError(
+                f"{registry} redirected to {_origin(str(response.url))}, which asks for"
+                f" credentials; pinner sends {registry}'s credentials only to {registry}"
+                " and its token service"
+            )
 
     def _require_secure(self, url: str, registry: str) -> None:
         parts = urlsplit(url)
@@ -272,20 +317,23 @@ class RegistryClient:
     async def _oauth(
         self, realm: str, query: Mapping[str, str], credential: Credential
     ) -> httpx.Response:
-        """Exchange an identity (refresh) token, falling back to GET where POST is refused."""
+        """Exchange an identity (refresh) token, falling back to GET where POST is refused.
+
+        The POST is the OAuth2 refresh grant of the distribution spec
+        (https://distribution.github.io/distribution/spec/auth/oauth/), as Docker sends it.
+        Not every token service has it; like containerd (remotes/docker/authorizer.go) the
+        token then goes to the GET endpoint as a Basic password: GCR answers the POST with
+        404, Artifactory with 401, ACR with 400, and others with 405.
+        """
         form = {
             **query,
             "grant_type": "refresh_token",
             "refresh_token": credential.secret,
             "client_id": "pinner",
         }
-        try:
-            response = await self.http.post(realm, data=form)
-        except httpx.HTTPError as e:
-            raise RegistryError(f"cannot reach {_origin(realm)}: {_describe(e)}") from e
-        self._say(f"POST {_display(httpx.URL(realm))} -> {response.status_code}")
-        if response.status_code in (404, 405):
-            headers = {"Authorization": _basic("<token>", credential.secret)}
+        response = await self._send("POST", realm, params=None, headers={}, data=form)
+        if response.status_code in _OAUTH_REFUSED:
+            headers = {"Authorization": _basic(_TOKEN_USERNAME, credential.secret)}
             response = await self._send("GET", realm, params=query, headers=headers)
         return response
 
@@ -298,16 +346,15 @@ class RegistryClient:
     ) -> str:
         status = response.status_code
         if status == 400:
+            # cgr.dev answers 400 (not 401 or 404) when the organisation does not exist.
             raise AuthError(
                 f"the token service refused repository {repository} (HTTP 400):"
-                " check the organisation in the reference exists"
+                " check that the organisation in the reference exists and is spelled right"
             )
         if status == 401:
-            if credential is None:
-                raise AuthError(f"this image needs credentials: {_login_hint(registry)}")
-            raise AuthError(f"{registry} rejected the credentials from {credential.source}")
+            raise _unauthorised(registry, credential)
         if status == 403:
-            raise AuthError(f"access denied (HTTP 403) to {repository}")
+            raise _denied(registry, repository, credential)
         if not response.is_success:
             raise RegistryError(f"the token service answered HTTP {status}")
         try:
@@ -326,6 +373,27 @@ class RegistryClient:
             self.log(message)
 
 
+def _unauthorised(registry: str, credential: Credential | None) -> AuthError:
+    if credential is None:
+        return AuthError(f"this image needs credentials: {_login_hint(registry)}")
+    return AuthError(
+        f"{registry} rejected the credentials from {credential.source} with HTTP 401;"
+        f" log in again: {_login_hint(registry)}"
+    )
+
+
+def _denied(registry: str, repository: str, credential: Credential | None) -> AuthError:
+    if credential is None:
+        return AuthError(
+            f"access denied (HTTP 403) to {repository} without credentials: {_login_hint(registry)}"
+        )
+    return AuthError(
+        f"access denied (HTTP 403) to {repository} for the credentials from {credential.source}:"
+        " they are wrong or give no pull access to it; check the name, or log in with an"
+        f" account that has access: {_login_hint(registry)}"
+    )
+
+
 def _basic(username: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
 
@@ -333,6 +401,11 @@ def _basic(username: str, secret: str) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
+    """RFC 6454's origin; httpx has already lower-cased the host and dropped a default port."""
+    return url.scheme, url.host, url.port
 
 
 def _display(url: httpx.URL) -> str:
