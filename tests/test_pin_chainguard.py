@@ -447,3 +447,17 @@ def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     assert ran.code == 2
     assert f"{tmp_path / 'nope'}: no such file" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_later_repositories_skip_the_401_round_trip(cgr: FakeRegistry, tmp_path: Path) -> None:
+    # Once the registry has said how it authenticates, each further repository gets its
+    # token first: only the first wave of concurrent requests (8) meets a 401.
+    names = [f"chainguard/many{i}" for i in range(24)]
+    for name in names:
+        cgr.add_nightly(name, "latest", 2, datetime.now(UTC) - timedelta(days=1))
+    path = dockerfile(tmp_path, "".join(f"FROM cgr.dev/{n}:latest\n" for n in names))
+    ran = run_pin(*mirror(cgr), path)
+    assert ran.code == 0, ran.stderr
+    history = cgr.requests_to("/_chainguard/history/")
+    assert len([r for r in history if r.status == 200]) == 24
+    assert len([r for r in history if r.status == 401]) <= 8

@@ -121,6 +121,8 @@ class RegistryClient:
     _auth: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
     _creds: dict[tuple[str, str], Credential | None] = field(default_factory=dict, init=False)
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
+    # The last challenge each registry sent: later repositories skip the 401 round trip.
+    _challenges: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, init=False)
 
     def base_url(self, registry: str) -> str:
         return base_url(registry, self.mirrors)
@@ -138,6 +140,12 @@ class RegistryClient:
         """A successful (2xx) response to ``METHOD base/path``, or a PinError saying why not."""
         url = self.base_url(registry) + path
         key = (registry, repository)
+        if key not in self._auth and registry in self._challenges:
+            # The registry told us how it authenticates when we asked for another of its
+            # repositories: get this one's token now instead of after a 401 round trip.
+            scheme, params = self._challenges[registry]
+            scoped = {k: v for k, v in params.items() if k != "scope"}
+            await self._authenticate_with(registry, repository, scheme, scoped, stale={})
         authenticated = False
         attempt = 0
         while True:
@@ -238,12 +246,25 @@ class RegistryClient:
         self, registry: str, repository: str, response: httpx.Response, *, stale: Mapping[str, str]
     ) -> None:
         """Answer a 401 challenge: store the Authorization header to retry with."""
+        scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
+        if scheme in ("basic", "bearer"):
+            self._challenges[registry] = (scheme, params)
+        await self._authenticate_with(registry, repository, scheme, params, stale=stale)
+
+    async def _authenticate_with(
+        self,
+        registry: str,
+        repository: str,
+        scheme: str,
+        params: Mapping[str, str],
+        *,
+        stale: Mapping[str, str],
+    ) -> None:
         key = (registry, repository)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if self._auth.get(key) not in (None, stale.get("Authorization")):
                 return  # another request for this repository already renewed it
-            scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
             credential = await self._credential(registry, repository)
             if scheme == "basic":
                 if credential is None:
