@@ -187,7 +187,7 @@ def _plan(
             if options.exclude and _matches(options.exclude, found):
                 continue
             if ref.digest is not None and (options.verify or options.max_age is not None):
-                entry = _entry(source, found, "unchanged")
+                entry = _entry(source, found, "unchanged", audited=True)
                 audits.append(_Audit(source, found, entry))
                 continue
             if ref.digest is not None and not options.refresh:

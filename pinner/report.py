@@ -42,6 +42,7 @@ class Entry:
     new_image: str | None = None  # the text written (or that would be) in place of image
     published: str | None = None  # build time of new_digest (or of old_digest for checks)
     reason: str | None = None
+    audited: bool = False  # looked at by --verify or --max-age
 
     @property
     def changes(self) -> bool:
@@ -96,17 +97,27 @@ class Report:
             return lines
         hypothetical = self.check or not self.written
         lines = [_describe(e, hypothetical) for e in self.entries if e.changes]
-        lines += [f"{e.file}:{e.line}: {e.image}: {e.reason}" for e in self.findings]
+        # --verify and --max-age: every pin they looked at, with its build date and age.
+        lines += [
+            f"{e.file}:{e.line}: {e.image}: {e.reason}"
+            for e in self.entries
+            if e.action in _FINDINGS or (e.action == "unchanged" and e.audited)
+        ]
         lines += [
             f"{e.file}:{e.line}: skipped {e.image}: {e.reason}"
             for e in self.entries
             if e.action == "skipped"
         ]
         count, files = len(self.changes), len(self.changed_paths)
+        audited = [e for e in self.entries if e.audited]
         if self.findings:
-            lines.append(f"pin: {_plural(len(self.findings), 'pin')} failed the checks")
+            lines.append(
+                f"pin: {_plural(len(self.findings), 'pin')} of {len(audited)} failed the checks"
+            )
+        elif audited:
+            lines.append(f"pin: {_plural(len(audited), 'pin')} checked, all good")
         if not count:
-            if not self.findings:
+            if not audited:
                 lines.append("pin: nothing to change")
         elif self.written:
             lines.append(f"pin: pinned {_plural(count, 'image')} in {_plural(files, 'file')}")
