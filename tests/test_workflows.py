@@ -366,6 +366,7 @@ def test_json_describes_every_reference(cgr: FakeRegistry, tmp_path: Path) -> No
         "new_image": f"{PYTHON}@{PYTHON_NEW}",
         "published": NEW_BUILT,
         "reason": None,
+        "audited": False,
     }
     assert unchanged == {
         **pinned,
