@@ -132,7 +132,12 @@ def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
 def run(options: Options) -> Report:
     report = Report(check=options.check)
     sources: list[_Source] = []
-    for path in dict.fromkeys(options.paths):
+    seen: set[str] = set()
+    for path in options.paths:
+        real = os.path.realpath(path)
+        if real in seen:
+            continue  # the same file by another name: read, resolve and write it once
+        seen.add(real)
         try:
             sources.append(_read(path))
         except FileError as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,3 +70,13 @@ def run_pin(*args: str | Path) -> Ran:
 
 def mirror(registry: FakeRegistry | Distribution, host: str = "cgr.dev") -> list[str]:
     return ["--mirror", f"{host}={registry.url}"]
+
+
+@pytest.fixture(scope="session")
+def pin_command() -> str:
+    """The console script pip installed: beside this interpreter, else on PATH."""
+    beside = Path(sys.executable).with_name("pin")
+    found = str(beside) if beside.is_file() else shutil.which("pin")
+    if found is None:
+        pytest.fail("no `pin` command: install the project first, pip install -e '.[test]'")
+    return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from importlib.metadata import version
@@ -14,16 +13,6 @@ from tests.conftest import PYTHON_NEW, mirror
 from tests.fakeregistry import FakeRegistry
 
 PYTHON = "cgr.dev/chainguard/python:latest"
-
-
-@pytest.fixture(scope="session")
-def pin_command() -> str:
-    """The console script pip installed: beside this interpreter, else on PATH."""
-    beside = Path(sys.executable).with_name("pin")
-    found = str(beside) if beside.is_file() else shutil.which("pin")
-    if found is None:
-        pytest.fail("no `pin` command: install the project first, pip install -e '.[test]'")
-    return found
 
 
 def run(*argv: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

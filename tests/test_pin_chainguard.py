@@ -461,3 +461,12 @@ def test_later_repositories_skip_the_401_round_trip(cgr: FakeRegistry, tmp_path:
     history = cgr.requests_to("/_chainguard/history/")
     assert len([r for r in history if r.status == 200]) == 24
     assert len([r for r in history if r.status == 401]) <= 8
+
+
+def test_one_file_named_twice_is_pinned_once(cgr: FakeRegistry, tmp_path: Path) -> None:
+    path = dockerfile(tmp_path, f"FROM {PYTHON}\n")
+    (tmp_path / "link").symlink_to(path.name)
+    ran = run_pin(*mirror(cgr), path, tmp_path / "link", tmp_path / "." / "Dockerfile")
+    assert ran.code == 0, ran.stderr
+    assert "pinned 1 image in 1 file" in ran.stderr
+    assert path.read_text() == f"FROM {PYTHON}@{PYTHON_NEW}\n"

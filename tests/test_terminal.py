@@ -1,0 +1,81 @@
+"""What a person at a terminal sees: colour, and a progress bar when resolving takes a while."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import mirror, run_pin
+from tests.fakeregistry import FakeRegistry
+
+ESC = "\x1b["
+
+
+@pytest.mark.parametrize(
+    ("env", "coloured"),
+    [({}, False), ({"FORCE_COLOR": "1"}, True), ({"NO_COLOR": "1"}, False)],
+)
+def test_colour_only_where_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], coloured: bool
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM cgr.dev/chainguard/python:latest\n")
+    ran = run_pin("--check", path)
+    assert ran.code == 1
+    assert (ESC in ran.stderr) is coloured
+    assert "is not pinned" in ran.stderr
+
+
+def stderr_on_a_terminal(pin_command: str, args: list[str]) -> bytes:
+    """Run the installed ``pin`` with its stderr on a pseudo-terminal; what it wrote there."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    with subprocess.Popen(
+        [pin_command, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env={**env, "TERM": "xterm", "COLUMNS": "100"},
+    ) as process:
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=60)
+    os.close(master)
+    return b"".join(chunks)
+
+
+def test_a_slow_resolution_shows_a_progress_bar_on_a_terminal_only(
+    cgr: FakeRegistry, tmp_path: Path, pin_command: str
+) -> None:
+    names = [f"chainguard/slow{i}" for i in range(16)]
+    for name in names:
+        cgr.add_nightly(name, "latest", 2, datetime.now(UTC) - timedelta(days=1))
+    cgr.delay(0.3, times=1000, path_contains="/_chainguard/history/")
+    path = tmp_path / "Dockerfile"
+    path.write_text("".join(f"FROM cgr.dev/{n}:latest\n" for n in names))
+    shown = stderr_on_a_terminal(pin_command, [*mirror(cgr), "--check", "--update", str(path)])
+    assert b"resolving" in shown
+    assert ESC.encode() in shown  # colour on a terminal
+    piped = subprocess.run(
+        [pin_command, *mirror(cgr), "--check", "--update", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    assert piped.returncode == 1
+    assert b"resolving" not in piped.stderr
+    assert ESC.encode() not in piped.stderr
