@@ -449,27 +449,48 @@ def _rewrite(
 
 
 def _write_all(outcomes: list[FileOutcome], report: Report) -> None:
-    """Stage every file next to its original, then rename them all into place."""
-    staged: list[tuple[str, str]] = []
-    try:
-        for outcome in outcomes:
-            staged.append((_stage(outcome), os.path.realpath(outcome.path)))
-    except FileError as e:
-        for temp, _ in staged:
+    """Stage every file next to its original, then rename them all into place.
+
+    Nothing is renamed until every file is staged and none has changed since it was read
+    (an editor saving meanwhile must not be overwritten).
+    """
+    staged: list[tuple[str, FileOutcome]] = []
+
+    def discard(temps: list[tuple[str, FileOutcome]]) -> None:
+        for temp, _ in temps:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+    try:
+        for outcome in outcomes:
+            staged.append((_stage(outcome), outcome))
+        for _, outcome in staged:
+            if _read(outcome.path).data != outcome.before:
+                raise FileError(f"{outcome.path}: changed while pin was running; run pin again")
+    except FileError as e:
+        discard(staged)
         report.errors.append(str(e))
         return
-    for temp, target in staged:
-        os.replace(temp, target)
+    for done, (temp, outcome) in enumerate(staged):
+        try:
+            os.replace(temp, os.path.realpath(outcome.path))
+        except OSError as e:
+            discard(staged[done:])
+            report.errors.append(
+                f"{outcome.path}: cannot replace it ({e.strerror});"
+                f" {done} of {len(staged)} files were written before it"
+            )
+            report.written = done > 0
+            return
     report.written = bool(staged)
 
 
 def _stage(outcome: FileOutcome) -> str:
+    """Write the new content to a temporary file beside the original, with its mode and owner."""
     target = os.path.realpath(outcome.path)
     folder, name = os.path.split(target)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        status = os.stat(target)
         fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder)
     except OSError as e:
         raise FileError(f"{outcome.path}: cannot write next to it ({e.strerror})") from None
@@ -478,7 +499,9 @@ def _stage(outcome: FileOutcome) -> str:
             handle.write(outcome.after)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, mode)
+        os.chmod(temp, stat.S_IMODE(status.st_mode))
+        with contextlib.suppress(PermissionError):  # only root may give a file away
+            os.chown(temp, status.st_uid, status.st_gid)
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(temp)

@@ -470,3 +470,23 @@ def test_one_file_named_twice_is_pinned_once(cgr: FakeRegistry, tmp_path: Path) 
     assert ran.code == 0, ran.stderr
     assert "pinned 1 image in 1 file" in ran.stderr
     assert path.read_text() == f"FROM {PYTHON}@{PYTHON_NEW}\n"
+
+
+def test_a_file_edited_while_pin_runs_is_not_overwritten(cgr: FakeRegistry, tmp_path: Path) -> None:
+    import threading
+
+    path = dockerfile(tmp_path, f"FROM {PYTHON}\n")
+    other = dockerfile(tmp_path, f"FROM {PYTHON}\n", "other.Dockerfile")
+    edited = f"FROM {PYTHON}\nRUN echo saved by an editor meanwhile\n"
+    cgr.delay(0.6, times=5, path_contains="/_chainguard/history/")
+    editor = threading.Timer(0.3, lambda: path.write_text(edited))
+    editor.start()
+    try:
+        ran = run_pin(*mirror(cgr), path, other)
+    finally:
+        editor.join()
+    assert ran.code == 2
+    assert f"{path}: changed while pin was running" in ran.stderr
+    assert path.read_text() == edited
+    assert other.read_text() == f"FROM {PYTHON}\n"  # all or nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile", "other.Dockerfile"]
