@@ -241,6 +241,11 @@ def pin(
         raise typer.Exit(2) from None
     try:
         report = run(options)
+    except KeyboardInterrupt:
+        # Files are written only after everything resolved, so an interrupt leaves them as
+        # they were. Exit 130 (SIGINT), not click's 1, which means "--check found changes".
+        typer.echo("pin: interrupted; nothing was written", err=True)
+        raise typer.Exit(130) from None
     finally:
         if progress is not None:
             progress.close()

@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -471,18 +471,35 @@ def _write_all(outcomes: list[FileOutcome], report: Report) -> None:
         discard(staged)
         report.errors.append(str(e))
         return
-    for done, (temp, outcome) in enumerate(staged):
-        try:
-            os.replace(temp, os.path.realpath(outcome.path))
-        except OSError as e:
-            discard(staged[done:])
-            report.errors.append(
-                f"{outcome.path}: cannot replace it ({e.strerror});"
-                f" {done} of {len(staged)} files were written before it"
-            )
-            report.written = done > 0
-            return
+    with _no_interrupt():
+        for done, (temp, outcome) in enumerate(staged):
+            try:
+                os.replace(temp, os.path.realpath(outcome.path))
+            except OSError as e:
+                discard(staged[done:])
+                report.errors.append(
+                    f"{outcome.path}: cannot replace it ({e.strerror});"
+                    f" {done} of {len(staged)} files were written before it"
+                )
+                report.written = done > 0
+                return
     report.written = bool(staged)
+
+
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C back while the renames run, so that a set of files is never half-written."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to hold back
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _stage(outcome: FileOutcome) -> str:

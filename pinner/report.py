@@ -22,6 +22,8 @@ Action = Literal[
     "pinned", "updated", "unchanged", "unpinned", "skipped", "error", "stale", "unverified"
 ]
 _CHANGES = ("pinned", "updated", "unpinned")
+# Past this many changes the summary gives one line per image, not one per place.
+GROUP_OVER = 30
 _FINDINGS = ("stale", "unverified")
 
 
@@ -96,7 +98,11 @@ class Report:
                 lines.append("pin: nothing was written")
             return lines
         hypothetical = self.check or not self.written
-        lines = [_describe(e, hypothetical) for e in self.entries if e.changes]
+        changes = self.changes
+        if len(changes) <= GROUP_OVER:
+            lines = [_describe(e, hypothetical) for e in changes]
+        else:
+            lines = _grouped(changes, hypothetical)
         # --verify and --max-age: every pin they looked at, with its build date and age.
         lines += [
             f"{e.file}:{e.line}: {e.image}: {e.reason}"
@@ -166,13 +172,26 @@ def _property(text: str) -> str:
     return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _describe(entry: Entry, hypothetical: bool) -> str:
-    where = f"{entry.file}:{entry.line}"
+def _describe(entry: Entry, hypothetical: bool, where: str | None = "") -> str:
+    prefix = f"{entry.file}:{entry.line}: " if where is not None else ""
     if entry.new_image is None:
-        return f"{where}: {entry.image} is not pinned"
+        return f"{prefix}{entry.image} is not pinned"
     built = f" (built {entry.published})" if entry.published else ""
     verb = "would become" if hypothetical else "->"
-    return f"{where}: {entry.image} {verb} {entry.new_image}{built}"
+    return f"{prefix}{entry.image} {verb} {entry.new_image}{built}"
+
+
+def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:
+    """One line per (image, new image): how many places, and the first few of them."""
+    groups: dict[tuple[str, str | None], list[Entry]] = {}
+    for entry in changes:
+        groups.setdefault((entry.image, entry.new_image), []).append(entry)
+    lines = []
+    for group in groups.values():
+        places = ", ".join(f"{e.file}:{e.line}" for e in group[:3])
+        more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+        lines.append(f"{_describe(group[0], hypothetical, where=None)} at {places}{more}")
+    return lines
 
 
 def _plural(count: int, noun: str) -> str:

@@ -268,6 +268,10 @@ def test_each_unique_image_is_resolved_once_with_one_token_per_repository(
     assert len(answered) == 6
     assert len(cgr.requests_to("/token")) == 6
     assert "pinned 120 images in 4 files" in ran.stderr
+    # Past 30 changes, the summary gives one line per image rather than 120.
+    grouped = [line for line in ran.stderr.splitlines() if line.endswith("and 17 more")]
+    assert len(grouped) == 6
+    assert len(ran.stderr.splitlines()) == 7
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])

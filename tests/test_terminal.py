@@ -79,3 +79,26 @@ def test_a_slow_resolution_shows_a_progress_bar_on_a_terminal_only(
     assert piped.returncode == 1
     assert b"resolving" not in piped.stderr
     assert ESC.encode() not in piped.stderr
+
+
+def test_ctrl_c_while_resolving_exits_130_and_writes_nothing(
+    cgr: FakeRegistry, tmp_path: Path, pin_command: str
+) -> None:
+    import signal
+    import time
+
+    cgr.delay(5, times=10, path_contains="/_chainguard/history/")
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM cgr.dev/chainguard/python:latest\n")
+    with subprocess.Popen(
+        [pin_command, *mirror(cgr), str(path)], stderr=subprocess.PIPE, text=True
+    ) as process:
+        deadline = time.monotonic() + 10
+        while not cgr.requests_to("/_chainguard/history/") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "pin: interrupted; nothing was written"
+    assert "Traceback" not in stderr
+    assert path.read_text() == "FROM cgr.dev/chainguard/python:latest\n"
