@@ -279,7 +279,10 @@ async def _resolve_async(
 def _http_client(options: Options) -> Any:
     import httpx  # only here: the offline path must not pay for this import
 
+    from pinner.resolve.client import trusted_certificates
+
     return httpx.AsyncClient(
+        verify=trusted_certificates(),
         timeout=httpx.Timeout(options.timeout),
         limits=httpx.Limits(max_connections=options.concurrency * 2),
         follow_redirects=True,  # httpx drops Authorization on a redirect to another origin

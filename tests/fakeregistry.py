@@ -14,6 +14,11 @@ It speaks the part of cgr.dev that pinner uses, the way cgr.dev speaks it:
 Tests add data (``add_history``, ``add_nightly``, ``load_fixture``), private repositories
 (``add_private``), faults (``fail``, ``delay``, ``set_bad_payload``) and read ``requests``.
 
+It serves plain http unless given ``tls=make_certificates(tmp_path)``: then https, with a
+certificate for ``127.0.0.1`` and ``localhost`` signed by a CA made for the test (trusted by
+pointing ``SSL_CERT_FILE`` at ``ca_file``, as users trust a corporate CA). ``realm_url``
+overrides the token realm its challenges name (by default its own ``/token``).
+
 Deliberate simplifications, none of which pinner should rely on:
 
 * The manifest body is a fixed empty index, so its sha256 is *not* the ``Docker-Content-Digest``.
@@ -32,6 +37,7 @@ import random
 import re
 import secrets
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -110,6 +116,109 @@ class RecordedRequest:
     @property
     def authorization(self) -> str | None:
         return self.headers.get("authorization")
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """PEM files from ``make_certificates``: the CA to trust, and the server's key pair."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def make_certificates(
+    directory: str | Path, names: Sequence[str] = ("127.0.0.1", "localhost")
+) -> Certificates:
+    """A CA and a server certificate it signs for ``names`` (IP addresses or DNS names).
+
+    A real CA, not a self-signed leaf: verifiers (Python 3.13's VERIFY_X509_STRICT among them)
+    want the extensions RFC 5280 asks of each, and this is the corporate-CA set-up users have.
+    EC keys, so that making them costs milliseconds.
+    """
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pinner test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    alternatives: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternatives.append(x509.DNSName(name))
+    ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = Certificates(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
+    files.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    files.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+def _key_usage(*, cert_sign: bool) -> Any:
+    from cryptography import x509
+
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 @dataclass(frozen=True)
@@ -205,13 +314,18 @@ class FakeRegistry:
         accept_post_token: bool = True,
         strict_orgs: bool = False,
         history_limit: int = HISTORY_LIMIT,
+        tls: Certificates | None = None,
+        realm_url: str | None = None,
     ) -> None:
-        # Options are plain attributes: a test may change them while the server runs.
+        # Options are plain attributes: a test may change them while the server runs
+        # (except ``tls``, read when it starts).
         self.token_field: TokenField = token_field
         self.basic_reject_status = basic_reject_status
         self.accept_post_token = accept_post_token
         self.strict_orgs = strict_orgs
         self.history_limit = history_limit
+        self.tls = tls
+        self.realm_url = realm_url
         self._lock = threading.RLock()
         self._histories: dict[tuple[str, str], _TagHistory] = {}
         self._realms: list[_Realm] = []
@@ -271,7 +385,7 @@ class FakeRegistry:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'http' if self.tls is None else 'https'}://{self.host}"
 
     # -- data --------------------------------------------------------------------------------
 
@@ -597,7 +711,8 @@ class FakeRegistry:
         return _error(self.basic_reject_status, "UNAUTHORIZED", "invalid username or password")
 
     def _challenge(self, repo: str | None) -> _Reply:
-        value = f'Bearer realm="{self.url}/token",service="{self.host}"'
+        realm = self.realm_url if self.realm_url is not None else f"{self.url}/token"
+        value = f'Bearer realm="{realm}",service="{self.host}"'
         if repo is not None:
             value += f',scope="repository:{repo}:pull"'
         reply = _error(401, "UNAUTHORIZED", "authentication required")
@@ -695,8 +810,18 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, registry: FakeRegistry) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.registry = registry
+        self.tls = None if registry.tls is None else registry.tls.server_context()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.tls is None:
+            return connection, address
+        # The handshake happens in the handler's thread (see _Handler.setup), so a client that
+        # stalls in it or rejects the certificate does not hold up the accept loop.
+        wrapped = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
 
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:
@@ -711,7 +836,9 @@ class _Server(ThreadingHTTPServer):
             connections = list(self._connections)
         for connection in connections:
             with suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown, also for TLS ones: SSLSocket.shutdown would drop
+                # the TLS state under the thread still reading from it.
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out (see delay()) hangs up before the reply: the test working.
@@ -728,8 +855,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
+        self.server.track(self.request, True)
+        try:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.do_handshake()
+            super().setup()
+        except BaseException:
+            self.server.track(self.request, False)
+            raise
 
     def finish(self) -> None:
         try:

@@ -9,7 +9,6 @@ small scripts in a directory put first on PATH.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -18,12 +17,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from pinner.credentials import Credential
-from pinner.errors import AuthError
-from pinner.resolve.client import RegistryClient, RetryPolicy
 from tests.conftest import Ran, mirror, run_pin
 from tests.fakeregistry import FakeRegistry, RecordedRequest, nightly_digest, running_registry
 
@@ -512,28 +507,6 @@ def test_a_plain_http_realm_elsewhere_is_refused(
     private.fail(1, 401, {"WWW-Authenticate": challenge}, path_contains="/_chainguard/history/")
     ran = run_pin(*mirror(private), dockerfile)
     failed(dockerfile, ran, "token realm over plain http (http://auth.example); refusing it")
-
-
-def test_an_https_registry_naming_a_plain_http_realm_is_refused() -> None:
-    # The end-to-end tests' registries are on plain http (loopback); this one is https.
-    seen: list[httpx.Request] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        challenge = 'Bearer realm="http://127.0.0.1:9/token",service="cgr.dev"'
-        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
-
-    def lookup(registry: str, repository: str) -> Credential:
-        return Credential("basic", USER, PASSWORD, "a test")
-
-    async def resolve() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-            client = RegistryClient(http, retry=RetryPolicy(attempts=1), credentials=lookup)
-            await client.request("GET", "cgr.dev", "myorg/app", "/v2/myorg/app/manifests/1.2")
-
-    with pytest.raises(AuthError, match="token realm over plain http"):
-        asyncio.run(resolve())
-    assert [str(r.url) for r in seen] == ["https://cgr.dev/v2/myorg/app/manifests/1.2"]
 
 
 # --- secrets stay secret ---------------------------------------------------------------------

@@ -28,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import os
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +52,9 @@ _ERROR_CODE_RE = re.compile(r"[A-Z][A-Z_]{1,40}")
 _OAUTH_REFUSED = frozenset({400, 401, 404, 405})
 # The user name docker-credential-helpers and Docker use to mark an identity token.
 _TOKEN_USERNAME = "<token>"
+# OpenSSL's verify codes (include/openssl/x509_vfy.h) for "no CA we trust signed this": the
+# case of a registry behind a private CA, which SSL_CERT_FILE fixes.
+_UNKNOWN_ISSUER = frozenset({2, 18, 19, 20, 21})
 
 Log = Callable[[str], None]
 CredentialLookup = Callable[[str, str], Credential | None]
@@ -192,6 +197,10 @@ class RegistryClient:
                 error: RegistryError = RegistryError(f"no answer from {_origin(url)} in time")
                 cause: Exception = e
             except httpx.HTTPError as e:
+                if (unverified := _certificate_failure(e)) is not None:
+                    # The same certificate comes back on every attempt: no retry.
+                    self._say(f"{method} {_display(httpx.URL(url))} -> {unverified}")
+                    raise _unverified(url, unverified) from e
                 error = RegistryError(f"cannot reach {_origin(url)}: {_describe(e)}")
                 cause = e
             else:
@@ -432,6 +441,57 @@ def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
 def _display(url: httpx.URL) -> str:
     """A URL for -v: no user info (query strings here carry only scope and window)."""
     return str(url.copy_with(username=None, password=None))
+
+
+def _certificate_failure(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The ssl error under an httpx.ConnectError (httpx's, from httpcore's, from ssl's)."""
+    seen: BaseException | None = error
+    for _ in range(8):  # bounded: a __context__ chain may, in principle, loop
+        if seen is None or isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def trusted_certificates() -> ssl.SSLContext:
+    """The CAs that verify registries: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, else certifi's.
+
+    The variables OpenSSL and curl read, so a corporate CA is trusted the usual way. httpx reads
+    them too, but differently by version: 0.27 skips an SSL_CERT_FILE that is not a file, 0.28
+    raises FileNotFoundError while building the client. Here one that cannot be loaded is left
+    out, and named when a certificate then fails to verify.
+    """
+    context, _ = _environment_certificates()
+    return context or httpx.create_ssl_context(trust_env=False)
+
+
+def _environment_certificates() -> tuple[ssl.SSLContext | None, str]:
+    """A context from SSL_CERT_FILE and SSL_CERT_DIR, or None and why not ("" if unset)."""
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        return None, ""
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath), ""
+    except ssl.SSLError:
+        why = "it holds no PEM certificate"
+    except OSError as e:
+        why = e.strerror or str(e)
+    return None, f"SSL_CERT_FILE={cafile} was not used: {why}"
+
+
+def _unverified(url: str, error: ssl.SSLCertVerificationError) -> RegistryError:
+    reason = str(error.verify_message or error.reason or "certificate verify failed").rstrip(".")
+    _, hint = _environment_certificates()
+    if hint:
+        hint = f"; {hint}"
+    elif error.verify_code in _UNKNOWN_ISSUER:
+        hint = (
+            "; if your organisation's CA signs it, set SSL_CERT_FILE to that CA's certificate (PEM)"
+        )
+    return RegistryError(
+        f"the TLS certificate of {_origin(url)} could not be verified ({reason}){hint}"
+    )
 
 
 def _describe(error: httpx.HTTPError) -> str:
