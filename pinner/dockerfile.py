@@ -30,10 +30,11 @@ from pinner.reference import ImageReference, parse_reference
 _DIRECTIVE_RE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*")
 # BuildKit reHeredoc: an optional fd number, <<, an optional '-', then a word with no '<'
 # (so a here-string <<< is no heredoc).
-_HEREDOC_RE = re.compile(r"\d*<<(-?)([^<]+)")
+_HEREDOC_RE = re.compile(r"[0-9]*<<(-?)([^<]+)")
 # BuildKit reads only these directives; an unknown name ends the directive block.
 _DIRECTIVES = frozenset({"escape", "syntax", "check"})
 _VARIABLE_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_INDEX_RE = re.compile(r"[0-9]{1,6}")  # a stage index: ASCII digits, and never huge
 _ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 # A comment on the line right before an instruction that tells pin to leave it alone.
@@ -378,8 +379,9 @@ class _Scanner:
     def _is_stage(self, name: str, *, anywhere: bool = False) -> bool:
         if anywhere:
             # A number is a stage index; past the last stage BuildKit fails the build.
-            return name.lower() in self.all_stages or name.isdigit()
-        return name.lower() in self.stages or (name.isdigit() and int(name) < self.stage_count)
+            return name.lower() in self.all_stages or _INDEX_RE.fullmatch(name) is not None
+        index = _INDEX_RE.fullmatch(name) is not None and int(name) < self.stage_count
+        return name.lower() in self.stages or index
 
     def _image(self, word: _Word, where: str, line: int, *, from_arg: bool = False) -> None:
         """Record *word* as an image unless it is a stage, scratch or made of variables."""

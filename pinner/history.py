@@ -30,7 +30,7 @@ def parse_history(body: bytes) -> list[Build]:
     """The builds in a history response; RegistryError for anything not exactly as expected."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise RegistryError("the tag history is not valid JSON") from None
     entries = document.get("history") if isinstance(document, dict) else None
     if not isinstance(entries, list):

@@ -16,11 +16,12 @@ from pinner.errors import UsageError
 
 NS = 1_000_000_000
 _RFC3339_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
-_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_AGE_RE = re.compile(r"(\d+)([smhdw])")
+# ASCII digits only: \d would also take "٢" and "²".
+_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_AGE_RE = re.compile(r"([0-9]{1,12})([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -39,6 +40,8 @@ def parse_rfc3339(text: str) -> int | None:
     if hour > 23 or minute > 59 or second > 60:
         return None
     fraction = int((match.group(7) or "").ljust(9, "0"))
+    if match.group(9) and (int(match.group(10)) > 23 or int(match.group(11)) > 59):
+        return None  # RFC 3339 5.6: time-numoffset is at most 23:59
     if match.group(9):
         offset = (int(match.group(10)) * 60 + int(match.group(11))) * 60
         seconds -= offset if match.group(9) == "+" else -offset
@@ -84,7 +87,10 @@ def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
     if age is not None:
         seconds = int(age.group(1)) * _UNIT_SECONDS[age.group(2)]
         cut = now - seconds * NS
-        return Cutoff(cut, f"{value} ago ({format_instant(cut)})")
+        try:
+            return Cutoff(cut, f"{value} ago ({format_instant(cut)})")
+        except (OverflowError, OSError, ValueError):
+            raise UsageError(f"--before {text!r}: that is before any build could exist") from None
     raise UsageError(
         f"--before {text!r}: expected a date (2023-05-12), an RFC 3339 time"
         " (2023-05-12T14:00:00Z) or an age (7d, 12h, 2w)"
