@@ -101,7 +101,6 @@ class _Arg:
 class _Instruction:
     keyword: str  # upper case
     words: list[_Word]  # the arguments, split on blanks
-    raw: str  # the logical line after the keyword, for heredoc detection
     line: int
     ignored: bool = False  # preceded by a "# pin: ignore" comment
 
@@ -213,7 +212,7 @@ def _heredocs(logical: str, escape: str) -> list[tuple[str, bool]]:
     if args and args[0].startswith("["):
         return []  # the JSON form has no heredocs
     names: list[tuple[str, bool]] = []
-    for word in words:
+    for word in args:
         match = _HEREDOC_RE.fullmatch(word)
         if match is None:
             continue
@@ -269,7 +268,7 @@ def _instructions(text: str, lines: _Lines) -> Iterator[_Instruction]:
         if not words:
             continue
         keyword = words[0].text.upper()
-        instruction = _Instruction(keyword, words[1:], logical, start_line, ignore_next)
+        instruction = _Instruction(keyword, words[1:], start_line, ignore_next)
         ignore_next = False
         yield instruction
         for name, chomp in _heredocs(logical, escape):
