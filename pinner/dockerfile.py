@@ -382,16 +382,20 @@ class _Scanner:
         index = _INDEX_RE.fullmatch(name) is not None and int(name) < self.stage_count
         return name.lower() in self.stages or index
 
-    def _image(self, word: _Word, where: str, line: int, *, from_arg: bool = False) -> None:
-        """Record *word* as an image unless it is a stage, scratch or made of variables."""
+    def _image(self, word: _Word, where: str, line: int, *, in_from: bool = False) -> None:
+        """Record *word* as an image unless it is a stage, scratch or made of variables.
+
+        Only FROM (*in_from*) takes a whole image from a global ARG; elsewhere a variable
+        means the reference is skipped.
+        """
         # FROM sees only earlier stages; --from and from= see every stage of the file.
-        if self._is_stage(word.text, anywhere=not from_arg) or word.text.lower() == "scratch":
+        if self._is_stage(word.text, anywhere=not in_from) or word.text.lower() == "scratch":
             return
         if "$" not in word.text:
             self._add(word, where, line)
             return
         whole = _VARIABLE_RE.fullmatch(word.text)
-        if not from_arg or whole is None:
+        if not in_from or whole is None:
             reason = (
                 "built from build arguments; pin it by hand or take the whole image from one ARG"
             )
@@ -426,7 +430,7 @@ class _Scanner:
         _, rest = _flags(instruction.words)
         if rest:
             image = rest[0]
-            self._image(image, "FROM", self._line(image, instruction.line), from_arg=True)
+            self._image(image, "FROM", self._line(image, instruction.line), in_from=True)
             if len(rest) >= 3 and rest[1].text.lower() == "as":
                 self.stages.add(rest[2].text.lower())
         self.stage_count += 1
