@@ -241,6 +241,17 @@ def pin(
         raise typer.Exit(2) from None
     try:
         report = run(options)
+    except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
+        if verbose:
+            raise
+        typer.secho(
+            f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
+            " run again with -v for the traceback and please report it)",
+            err=True,
+            fg="red",
+            color=colour,
+        )
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # Files are written only after everything resolved, so an interrupt leaves them as
         # they were. Exit 130 (SIGINT), not click's 1, which means "--check found changes".

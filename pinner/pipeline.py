@@ -153,7 +153,8 @@ def run(options: Options) -> Report:
         report.entries.sort(key=lambda e: (e.file, e.line))
         return report
     results = _resolve(targets, audits, options) if targets or audits else _Results()
-    report.errors.extend(results.errors)
+    # Lookups finish in any order; errors are reported in file and line order.
+    report.errors.extend(message for _, message in sorted(results.errors))
     if report.errors:
         return report
     report.entries.extend(results.audited)
@@ -236,7 +237,7 @@ class _Once:
 class _Results:
     resolutions: dict[_Key, Resolution] = field(default_factory=dict)
     audited: list[Entry] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # (place, message)
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
@@ -313,7 +314,8 @@ class _Work:
         """One error line per failed lookup, at the first place that needed it."""
         if key not in self._failed:
             self._failed.add(key)
-            self.results.errors.append(f"{source.path}:{found.line}: {found.text}: {error}")
+            message = f"{source.path}:{found.line}: {found.text}: {error}"
+            self.results.errors.append(((source.path, found.line), message))
 
     async def pin(self, target: _Target) -> None:
         from pinner.reference import ImageReference
