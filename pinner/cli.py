@@ -237,6 +237,8 @@ def pin(
             _show_history(history, options, limit, json_output)
             raise typer.Exit(0)
     except PinError as e:
+        if json_output and history is None:
+            typer.echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
         typer.secho(f"error: {e}", err=True, fg="red", color=colour)
         raise typer.Exit(2) from None
     try:

@@ -683,3 +683,11 @@ def test_exit_codes(cgr: FakeRegistry, tmp_path: Path, args: list[str], code: in
     assert ran.code == code, ran.stderr
     assert ("pin: pinned" in ran.stderr) is (args in ([], ["--json"]))
     assert "pin:" not in ran.stdout
+
+
+def test_json_is_printed_for_a_usage_error_too(tmp_path: Path) -> None:
+    ran = run_pin("--json", "--before", "yesterday", write(tmp_path / "Dockerfile"))
+    assert ran.code == 2
+    doc = json.loads(ran.stdout)
+    assert (doc["version"], doc["exit_code"], doc["references"]) == (1, 2, [])
+    assert "--before" in doc["errors"][0]
