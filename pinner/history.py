@@ -1,4 +1,4 @@
-"""Chainguard tag history: validate what the registry sent, and choose a build from it.
+"""Chainguard tag history: validate what the registry sent before anything uses it.
 
 The endpoint answers ``{"history": [{"updateTimestamp": ..., "digest": ...}, ...]}``.
 Early responses used ``UpdateTimestamp``/``Digest``. The documented order is oldest
@@ -9,7 +9,6 @@ relies on order: every choice is made by timestamp.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pinner.errors import RegistryError
@@ -50,9 +49,3 @@ def parse_history(body: bytes) -> list[Build]:
             raise RegistryError(f"the tag history has an invalid timestamp {repr(stamp)[:80]}")
         builds.append(Build(ns, digest, stamp))
     return builds
-
-
-def newest(builds: Iterable[Build], *, at_or_before: int | None = None) -> Build | None:
-    """The newest build, or the newest at or before the instant *at_or_before*."""
-    eligible = [b for b in builds if at_or_before is None or b.ns <= at_or_before]
-    return max(eligible, key=lambda b: b.ns, default=None)

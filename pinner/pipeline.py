@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pinner.history import Build
     from pinner.resolve import Resolution
     from pinner.resolve.chainguard import ChainguardResolver
+    from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
 
 CHAINGUARD = "cgr.dev"
@@ -252,11 +253,9 @@ async def _resolve_async(
     import asyncio
 
     from pinner.resolve.chainguard import ChainguardResolver
-    from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
 
-    async with _http_client(options) as http:
-        client = RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
+    async with _registry_client(options) as client:
         work = _Work(
             ChainguardResolver(client),
             DistributionResolver(client),
@@ -277,18 +276,21 @@ async def _resolve_async(
     return work.results
 
 
-def _http_client(options: Options) -> Any:
+@contextlib.asynccontextmanager
+async def _registry_client(options: Options) -> AsyncIterator[RegistryClient]:
+    """The one RegistryClient of a run, over one pooled HTTP client."""
     import httpx  # only here: the offline path must not pay for this import
 
-    from pinner.resolve.client import trusted_certificates
+    from pinner.resolve.client import RegistryClient, trusted_certificates
 
-    return httpx.AsyncClient(
+    async with httpx.AsyncClient(
         verify=trusted_certificates(),
         timeout=httpx.Timeout(options.timeout),
         limits=httpx.Limits(max_connections=options.concurrency * 2),
         follow_redirects=True,  # httpx drops Authorization on a redirect to another origin
         headers={"User-Agent": _user_agent()},
-    )
+    ) as http:
+        yield RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
 
 
 @dataclass
@@ -299,7 +301,7 @@ class _Work:
     distribution: DistributionResolver
     limit: Any  # asyncio.Semaphore: created inside the event loop
     options: Options
-    once: _Once = field(default_factory=lambda: _Once())
+    once: _Once = field(default_factory=_Once)
     results: _Results = field(default_factory=_Results)
     _failed: set[tuple[Any, ...]] = field(default_factory=set)
 
@@ -389,8 +391,7 @@ def _audit_history(entry: Entry, digest: str, builds: list[Build], options: Opti
         )
     build = max(mine, key=lambda b: b.ns)
     newest = max(builds, key=lambda b: b.ns)
-    age = _age(build.ns)
-    described = f"built {build.published} ({age} ago)"
+    described = f"built {build.published} ({age(build.ns)} ago)"
     too_old = options.max_age is not None and time.time_ns() - build.ns > options.max_age
     if too_old and newest.ns > build.ns:
         return replace(
@@ -402,7 +403,8 @@ def _audit_history(entry: Entry, digest: str, builds: list[Build], options: Opti
     return replace(entry, published=build.published, reason=described)
 
 
-def _age(ns: int) -> str:
+def age(ns: int) -> str:
+    """How long ago *ns* was, in the largest whole unit: ``3d``, ``5h``, ``12m``, ``40s``."""
     seconds = max(0, (time.time_ns() - ns) // NS)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -559,10 +561,8 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
 
     async def fetch() -> list[Build]:
         from pinner.resolve.chainguard import ChainguardResolver
-        from pinner.resolve.client import RegistryClient
 
-        async with _http_client(options) as http:
-            client = RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
+        async with _registry_client(options) as client:
             resolver = ChainguardResolver(client)
             return await resolver.recent_builds(reference, options.cutoff, limit)
 
@@ -573,8 +573,3 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
     except PinError as e:
         raise type(e)(f"{image}: {e}") from None
     return HistoryListing(image, builds)
-
-
-def age(ns: int) -> str:
-    """How long ago *ns* was, in the largest whole unit: ``3d``, ``5h``, ``12m``, ``40s``."""
-    return _age(ns)

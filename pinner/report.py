@@ -172,8 +172,8 @@ def _property(text: str) -> str:
     return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _describe(entry: Entry, hypothetical: bool, where: str | None = "") -> str:
-    prefix = f"{entry.file}:{entry.line}: " if where is not None else ""
+def _describe(entry: Entry, hypothetical: bool, *, located: bool = True) -> str:
+    prefix = f"{entry.file}:{entry.line}: " if located else ""
     if entry.new_image is None:
         return f"{prefix}{entry.image} is not pinned"
     built = f" (built {entry.published})" if entry.published else ""
@@ -190,7 +190,7 @@ def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:
     for group in groups.values():
         places = ", ".join(f"{e.file}:{e.line}" for e in group[:3])
         more = f" and {len(group) - 3} more" if len(group) > 3 else ""
-        lines.append(f"{_describe(group[0], hypothetical, where=None)} at {places}{more}")
+        lines.append(f"{_describe(group[0], hypothetical, located=False)} at {places}{more}")
     return lines
 
 

@@ -292,7 +292,7 @@ def test_retries_are_bounded(cgr: FakeRegistry, tmp_path: Path) -> None:
     assert len(cgr.requests_to("/_chainguard/history/")) == 4
 
 
-def test_a_huge_retry_after_is_capped(cgr: FakeRegistry, tmp_path: Path) -> None:
+def test_a_huge_retry_after_is_capped() -> None:
     from pinner.resolve.client import RetryPolicy
 
     assert RetryPolicy().wait(0, "3600") == RetryPolicy().max_wait

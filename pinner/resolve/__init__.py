@@ -24,9 +24,6 @@ class Resolution:
 
 
 class Resolver(Protocol):
-    #: Whether this registry keeps a history, so that ``--before`` can be answered.
-    has_history: bool
-
     async def resolve(self, reference: ImageReference, cutoff: Cutoff | None) -> Resolution:
         """The digest of the newest build of the reference's tag (at or before *cutoff*)."""
         ...

@@ -14,7 +14,7 @@ import time
 from urllib.parse import quote
 
 from pinner.errors import NoBuildError, NotFoundError, RegistryError
-from pinner.history import Build, newest, parse_history
+from pinner.history import Build, parse_history
 from pinner.reference import ImageReference
 from pinner.resolve import Resolution
 from pinner.resolve.client import RegistryClient
@@ -28,8 +28,6 @@ MAX_PAGES = 60
 
 
 class ChainguardResolver:
-    has_history = True
-
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
 
@@ -38,23 +36,16 @@ class ChainguardResolver:
         return Resolution(build.digest, build.published)
 
     async def newest_build(self, reference: ImageReference, cutoff: Cutoff | None) -> Build:
-        anchor = cutoff.ns if cutoff is not None else time.time_ns()
-        # end= is only a hint to the server (whole seconds, rounded up); the exact
-        # cut-off is applied here, to the nanosecond.
-        end = None if cutoff is None else format_instant(cutoff.ns + NS - 1)
-        for window in WINDOWS:
-            start = None if window is None else format_instant(anchor - window)
-            builds = await self._window(reference, start, end)
-            best = newest(builds, at_or_before=None if cutoff is None else cutoff.ns)
-            if best is not None:
-                return best
-        raise await self._no_build(reference, cutoff)
+        return (await self.recent_builds(reference, cutoff, 1))[0]
 
     async def recent_builds(
         self, reference: ImageReference, cutoff: Cutoff | None, limit: int
     ) -> list[Build]:
-        """Up to *limit* builds, newest first (all at or before *cutoff*), for ``--history``."""
+        """Up to *limit* builds, newest first, all at or before *cutoff*; widens the window
+        only while it holds fewer than *limit*."""
         anchor = cutoff.ns if cutoff is not None else time.time_ns()
+        # end= is only a hint to the server (whole seconds, rounded up); the exact
+        # cut-off is applied here, to the nanosecond.
         end = None if cutoff is None else format_instant(cutoff.ns + NS - 1)
         eligible: list[Build] = []
         for window in WINDOWS:

@@ -34,8 +34,6 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit the distribution spec suggests
 
 
 class DistributionResolver:
-    has_history = False
-
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
 
