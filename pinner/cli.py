@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from pinner.errors import PinError, UsageError
+from pinner.limits import REQUEST_TIMEOUT
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
@@ -191,7 +192,7 @@ def pin(
         typer.Option(
             "--timeout", metavar="SECONDS", min=0.1, help="Timeout of each registry request."
         ),
-    ] = 10.0,
+    ] = REQUEST_TIMEOUT,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show each registry request and its outcome.")
     ] = False,

@@ -44,8 +44,9 @@ from pathlib import Path
 from typing import Literal
 
 from pinner.errors import AuthError, FileError
+from pinner.limits import HELPER_TIMEOUT
 
-HELPER_TIMEOUT_SECONDS = 10.0
+HELPER_TIMEOUT_SECONDS = HELPER_TIMEOUT
 
 _DOCKER_HUB = "docker.io"
 # Every spelling of Docker Hub that `docker login` and podman have written as a key.

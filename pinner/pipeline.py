@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
 from pinner.errors import FileError, PinError
+from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
 from pinner.timestamps import NS, Cutoff
@@ -55,8 +56,8 @@ class Options:
     only: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     skip_no_history: bool = False
-    timeout: float = 10.0
-    concurrency: int = 8
+    timeout: float = REQUEST_TIMEOUT
+    concurrency: int = CONCURRENCY
     log: Log | None = field(default=None, compare=False)
     progress: Progress | None = field(default=None, compare=False)
 

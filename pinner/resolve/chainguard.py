@@ -15,16 +15,16 @@ from urllib.parse import quote
 
 from pinner.errors import NoBuildError, NotFoundError, RegistryError
 from pinner.history import Build, parse_history
+from pinner.limits import HISTORY_MAX_PAGES as MAX_PAGES
+from pinner.limits import HISTORY_PAGE_ENTRIES as PAGE_CAP
 from pinner.reference import ImageReference
 from pinner.resolve import Resolution
 from pinner.resolve.client import RegistryClient
 from pinner.timestamps import NS, Cutoff, format_instant
 
-PAGE_CAP = 1000  # the history API's documented response limit
 _DAY = 86400 * NS
 # Look this far back from the anchor (now, or the cut-off) before widening; None: all time.
 WINDOWS: tuple[int | None, ...] = (3 * _DAY, 45 * _DAY, 400 * _DAY, 4000 * _DAY, None)
-MAX_PAGES = 60
 
 
 class ChainguardResolver:

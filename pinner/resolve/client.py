@@ -41,6 +41,7 @@ import httpx
 
 from pinner.credentials import Credential, find_credential
 from pinner.errors import AuthError, NotFoundError, RegistryError
+from pinner.limits import ATTEMPTS, BACKOFF, MAX_RETRY_WAIT
 from pinner.reference import DOCKER_HUB
 from pinner.registries import base_url, is_loopback
 
@@ -62,9 +63,9 @@ CredentialLookup = Callable[[str, str], Credential | None]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 4
-    backoff: float = 0.5  # seconds before the first retry, doubled each time
-    max_wait: float = 20.0  # cap on any single wait, Retry-After included
+    attempts: int = ATTEMPTS
+    backoff: float = BACKOFF  # seconds before the first retry, doubled each time
+    max_wait: float = MAX_RETRY_WAIT  # cap on any single wait, Retry-After included
 
     def wait(self, attempt: int, retry_after: str | None) -> float:
         seconds = _retry_after_seconds(retry_after)

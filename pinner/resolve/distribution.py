@@ -18,6 +18,7 @@ import json
 from urllib.parse import quote
 
 from pinner.errors import RegistryError
+from pinner.limits import MAX_MANIFEST_BYTES
 from pinner.reference import ImageReference, is_sha256_digest
 from pinner.resolve import Resolution
 from pinner.resolve.client import RegistryClient
@@ -30,7 +31,6 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 ACCEPT = ", ".join(MANIFEST_TYPES)
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the limit the distribution spec suggests
 
 
 class DistributionResolver:
