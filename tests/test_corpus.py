@@ -1,4 +1,4 @@
-"""BuildKit's own parser test files (shared/corpus/buildkit-parser) as a conformance corpus.
+"""BuildKit's own parser test files (fixtures/buildkit-parser) as a conformance corpus.
 
 Each ``testfiles/NAME/result`` is BuildKit's parse of ``testfiles/NAME/Dockerfile``; its
 ``(from "...")`` lines are the base images BuildKit sees, which is what pin must find.
@@ -7,7 +7,6 @@ Each ``testfiles/NAME/result`` is BuildKit's parse of ``testfiles/NAME/Dockerfil
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -17,35 +16,24 @@ from pinner.dockerfile import scan
 from tests.golden import fake_digest, pin_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The corpus lives beside the repository (shared/ next to main/), locally and in CI.
-CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "buildkit-parser"
+# Vendored from moby/buildkit (Apache-2.0): fixtures/buildkit-parser/README.md says from where.
+CORPUS = REPO_ROOT / "fixtures" / "buildkit-parser"
 _FROM_RE = re.compile(r'^\(from (?:\[[^\]]*\] )?"((?:[^"\\]|\\.)*)"', re.MULTILINE)
 
 
 def folders(kind: str) -> list[str]:
-    base = CORPUS / kind
-    if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if (p / "Dockerfile").is_file())
+    return sorted(p.name for p in (CORPUS / kind).iterdir() if (p / "Dockerfile").is_file())
 
 
 POSITIVE = folders("testfiles")
 EVERY = (
     [f"testfiles/{n}" for n in POSITIVE]
     + [f"testfiles-negative/{n}" for n in folders("testfiles-negative")]
-    + (["testfile-line"] if (CORPUS / "testfile-line" / "Dockerfile").is_file() else [])
+    + ["testfile-line"]
 )
 
 
 def test_corpus_is_present() -> None:
-    if not CORPUS.is_dir():
-        message = (
-            f"the BuildKit parser corpus is missing: expected it at {CORPUS} "
-            "(shared/ checked out beside the repository)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
     assert len(POSITIVE) >= 30, f"only {len(POSITIVE)} test files under {CORPUS / 'testfiles'}"
 
 
