@@ -22,10 +22,11 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pinner.errors import ReferenceError_
-from pinner.reference import ImageReference, parse_reference
+from pinner.reference import parse_reference
+from pinner.scan.result import Found, Scan, Skipped
 
 _DIRECTIVE_RE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*")
 # BuildKit reHeredoc: an optional fd number, <<, an optional '-', then a word with no '<'
@@ -40,46 +41,6 @@ _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 # A comment on the line right before an instruction that tells pin to leave it alone.
 _IGNORE_RE = re.compile(r"#\s*pin:\s*ignore\b.*")
 _BLANKS = " \t"
-
-
-@dataclass(frozen=True)
-class Found:
-    """An image reference found in a Dockerfile.
-
-    ``offsets`` holds the position in the original text of each character of
-    ``text``; they are consecutive unless the reference is split by a line
-    continuation.
-    """
-
-    text: str
-    reference: ImageReference
-    line: int
-    where: str  # "FROM", "COPY --from", "RUN --mount", "ARG BASE"
-    offsets: tuple[int, ...] = field(repr=False)
-
-    @property
-    def start(self) -> int:
-        return self.offsets[0]
-
-    @property
-    def end(self) -> int:
-        return self.offsets[-1] + 1
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """Something that looks like an image but that pin will not touch, and why."""
-
-    text: str
-    line: int
-    where: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Scan:
-    found: tuple[Found, ...]
-    skipped: tuple[Skipped, ...]
 
 
 @dataclass(frozen=True)

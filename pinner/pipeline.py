@@ -22,11 +22,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pinner.dockerfile import Found, scan
+from pinner.dockerfile import scan
 from pinner.errors import FileError, PinError
 from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
+from pinner.scan.result import Found
 from pinner.timestamps import NS, Cutoff
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pinner.dockerfile import Found
 from pinner.errors import PinError
+from pinner.scan.result import Found
 
 
 @dataclass(frozen=True)

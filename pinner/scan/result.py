@@ -1,0 +1,51 @@
+"""What a scanner returns, whatever kind of file it read.
+
+The pipeline, the rewriter and the report work on these values alone: none of them asks
+whether a reference came from a Dockerfile or a YAML file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pinner.reference import ImageReference
+
+
+@dataclass(frozen=True)
+class Found:
+    """An image reference found in a file.
+
+    ``offsets`` holds the position in the original text of each character of
+    ``text``; they are consecutive unless the reference is split by a line
+    continuation.
+    """
+
+    text: str
+    reference: ImageReference
+    line: int
+    where: str  # "FROM", "COPY --from", "ARG BASE", "services.web.image", ...
+    offsets: tuple[int, ...] = field(repr=False)
+
+    @property
+    def start(self) -> int:
+        return self.offsets[0]
+
+    @property
+    def end(self) -> int:
+        return self.offsets[-1] + 1
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something that looks like an image but that pin will not touch, and why."""
+
+    text: str
+    line: int
+    where: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    found: tuple[Found, ...]
+    skipped: tuple[Skipped, ...]
