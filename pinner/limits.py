@@ -31,3 +31,9 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 HISTORY_PAGE_ENTRIES = 1000
 #: Pages read for one window before giving up.
 HISTORY_MAX_PAGES = 60
+
+# -- YAML ------------------------------------------------------------------------------------
+#: Collections nested in a YAML file before it is refused: libyaml's composer recurses in C
+#: and crashes the process some 20,000 levels down. Real manifests, CRD schemas included,
+#: stay far below.
+MAX_YAML_DEPTH = 300

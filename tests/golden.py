@@ -1,4 +1,4 @@
-"""The offline core of ``pin`` for tests: scan, pin every unpinned reference, splice.
+"""The offline core of ``pin`` for tests: scan, pin every unpinned reference, splice, check.
 
 No registry is involved: the digest of each reference comes from *digest_for*, so the
 rewriter can be checked byte for byte against golden files and the BuildKit corpus.
@@ -9,17 +9,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from pinner.dockerfile import scan
 from pinner.reference import ImageReference
 from pinner.rewrite import Edit, apply_edits, edit_for
+from pinner.scan.kinds import check_rewrite, scan_file
 
 
 def pin_text(
-    text: str, digest_for: Callable[[ImageReference], str], *, digest_only: bool = False
+    text: str,
+    digest_for: Callable[[ImageReference], str],
+    *,
+    digest_only: bool = False,
+    path: str = "Dockerfile",
 ) -> str:
-    """*text* with every reference that has no digest yet pinned to ``digest_for(reference)``."""
+    """*text* with every reference that has no digest yet pinned to ``digest_for(reference)``.
+
+    *path* names the file, and so its kind; the rewrite is checked as the pipeline checks it.
+    """
     edits: list[Edit] = []
-    for found in scan(text).found:
+    for found in scan_file(path, text).found:
         reference = found.reference
         if reference.digest is not None:
             continue
@@ -27,7 +34,9 @@ def pin_text(
         edit = edit_for(found, new)
         if edit is not None:
             edits.append(edit)
-    return apply_edits(text, edits)
+    after = apply_edits(text, edits)
+    check_rewrite(path, text, after, edits)
+    return after
 
 
 def fake_digest(reference: ImageReference) -> str:
