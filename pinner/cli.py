@@ -89,7 +89,8 @@ def pin(
         list[str] | None,
         typer.Argument(
             metavar="PATH",
-            help="Dockerfiles, or directories to search for them. Default: the current directory.",
+            help="Dockerfiles, Compose files, Kubernetes manifests, GitHub Actions workflows,"
+            " .gitlab-ci.yml, or directories to search for them. Default: the current directory.",
             show_default=False,
         ),
     ] = None,
@@ -203,7 +204,7 @@ def pin(
         ),
     ] = False,
 ) -> None:
-    """Pin the base images of Dockerfiles to immutable @sha256: digests."""
+    """Pin the images of Dockerfiles, Compose, Kubernetes and CI files to @sha256: digests."""
     colour = _colour()
     progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
 
@@ -215,8 +216,10 @@ def pin(
             raise UsageError(
                 "--verify and --max-age check existing pins; not with --update or --before"
             )
+        files = _paths(paths or ["."]) if history is None else ()
         options = Options(
-            paths=_paths(paths or ["."]) if history is None else (),
+            paths=files,
+            searched=frozenset(files) - set(paths or ()),
             update=update,
             cutoff=parse_when(before) if before is not None else None,
             check=check,
@@ -273,7 +276,7 @@ def _paths(paths: list[str]) -> tuple[str, ...]:
 
     found = expand(paths)
     if not found:
-        raise UsageError(f"no Dockerfiles in {', '.join(paths)}")
+        raise UsageError(f"no Dockerfiles or YAML files in {', '.join(paths)}")
     return tuple(found)
 
 

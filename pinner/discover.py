@@ -1,4 +1,5 @@
-"""Which files are Dockerfiles, when a directory is named on the command line.
+"""Which files pin reads when a directory is named on the command line: Dockerfiles by
+these names, and YAML files (:mod:`pinner.scan.kinds` decides which of them are pin's).
 
 Inside a git work tree, what git ignores is skipped (``git ls-files --exclude-standard``
 answers that with git's own rules, nested .gitignore files and all); elsewhere the
@@ -11,6 +12,8 @@ import fnmatch
 import os
 import subprocess
 from collections.abc import Iterable, Iterator
+
+from pinner.scan.kinds import is_yaml
 
 PATTERNS = (
     "Dockerfile",
@@ -26,8 +29,12 @@ def is_dockerfile(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in PATTERNS)
 
 
+def _wanted(name: str) -> bool:
+    return is_dockerfile(name) or is_yaml(name)
+
+
 def expand(paths: Iterable[str]) -> list[str]:
-    """Files named as they are; directories replaced by the Dockerfiles below them."""
+    """Files named as they are; directories replaced by the files pin reads below them."""
     files: list[str] = []
     for path in paths:
         if os.path.isdir(path):
@@ -42,13 +49,13 @@ def _below(folder: str) -> Iterator[str]:
     if tracked is not None:
         for relative in tracked:
             path = os.path.join(folder, relative)
-            if is_dockerfile(os.path.basename(relative)) and os.path.isfile(path):
+            if _wanted(os.path.basename(relative)) and os.path.isfile(path):
                 yield os.path.normpath(path)
         return
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in names:
-            if is_dockerfile(name):
+            if _wanted(name):
                 yield os.path.normpath(os.path.join(root, name))
 
 

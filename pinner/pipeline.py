@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pinner.dockerfile import scan
 from pinner.errors import FileError, PinError
 from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
+from pinner.scan.kinds import check_rewrite, scan_file
 from pinner.scan.result import Found
 from pinner.timestamps import NS, Cutoff
 
@@ -46,6 +46,9 @@ _Key = tuple[str, str, str]  # registry, repository, tag
 @dataclass(frozen=True)
 class Options:
     paths: tuple[str, ...]
+    # Found by searching a directory: a YAML file there that pin does not read is left alone,
+    # where a file named on the command line would be an error.
+    searched: frozenset[str] = frozenset()
     update: bool = False  # re-resolve references that are pinned already
     cutoff: Cutoff | None = None  # --before: implies update
     check: bool = False
@@ -177,7 +180,11 @@ def _plan(
     targets: list[_Target] = []
     audits: list[_Audit] = []
     for source in sources:
-        result = scan(source.text)
+        try:
+            result = scan_file(source.path, source.text, searched=source.path in options.searched)
+        except FileError as e:
+            report.errors.append(str(e))
+            continue
         for skipped in result.skipped:
             report.entries.append(
                 Entry(
@@ -452,6 +459,11 @@ def _rewrite(
             if edit is not None:
                 edits.append(edit)
         text = apply_edits(source.text, edits)
+        try:
+            check_rewrite(source.path, source.text, text, edits)
+        except PinError as e:
+            report.errors.append(str(e))
+            continue
         after = text.encode("utf-8", "surrogateescape")
         outcomes.append(FileOutcome(source.path, source.data, after))
     return outcomes

@@ -171,7 +171,7 @@ def test_a_directory_without_dockerfiles_is_a_usage_error(
         write(outside_git / name)
     ran = run_pin("--check", outside_git)
     assert ran.code == 2
-    assert f"no Dockerfiles in {outside_git}" in ran.stderr
+    assert f"no Dockerfiles or YAML files in {outside_git}" in ran.stderr
     assert "Traceback" not in ran.stderr
 
 
