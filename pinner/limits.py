@@ -33,7 +33,7 @@ HISTORY_PAGE_ENTRIES = 1000
 HISTORY_MAX_PAGES = 60
 
 # -- YAML ------------------------------------------------------------------------------------
-#: Collections nested in a YAML file before it is refused: libyaml's composer recurses in C
-#: and crashes the process some 20,000 levels down. Real manifests, CRD schemas included,
-#: stay far below.
+#: Collections nested in a YAML file before it is refused: the scanners walk the nodes
+#: recursively (and libyaml's own composer, which pin does not use, crashes the interpreter
+#: some 20,000 levels down). Real manifests, CRD schemas included, stay far below.
 MAX_YAML_DEPTH = 300

@@ -189,6 +189,16 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
         scan_file("compose.yaml", "services: " + "[" * 50_000 + "]" * 50_000 + "\n")
 
 
+def test_an_undefined_alias_is_an_error_naming_its_place() -> None:
+    with pytest.raises(FileError, match=r"\(line 2, column 14\): found undefined alias nope$"):
+        scan_file("compose.yaml", "services:\n  a: {image: *nope}\n")
+
+
+def test_an_anchor_defined_again_names_the_newer_node() -> None:
+    text = "x: &i a:1\ny: &i b:1\nservices:\n  s: {image: *i}\n"
+    assert where(scan_file("compose.yaml", text)) == [(2, "services.s.image", "b:1")]
+
+
 def test_nesting_up_to_the_limit_is_read() -> None:
     deep = "{a: " * (MAX_YAML_DEPTH - 4) + "b" + "}" * (MAX_YAML_DEPTH - 4)
     text = f"apiVersion: v1\nkind: Pod\nspec:\n  containers: [{{image: nginx, x: {deep}}}]\n"

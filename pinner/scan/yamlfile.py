@@ -1,12 +1,14 @@
 """YAML read for a byte-exact rewrite: the documents' nodes, each image scalar's exact span.
 
 PyYAML, with libyaml's C parser when it is there (ten times faster than the pure-Python
-one): its nodes carry marks, and given a ``str`` a mark's ``index`` counts characters, the
+one): its events carry marks, and given a ``str`` a mark's ``index`` counts characters, the
 offsets :mod:`pinner.rewrite` splices at. Two quirks, both pinned down by the tests for both
 parsers: libyaml does not count a leading BOM (so it is cut off before parsing and its length
 added back to every offset), and a node's start mark sits on its anchor or tag, not on its
-scalar (so a scalar is located from its end mark). Lines are counted at ``\\n`` only, as for
-Dockerfiles, although YAML 1.1 also breaks lines at NEL, LS and PS.
+scalar (so a scalar is located from its end mark). The events are composed into PyYAML's node
+classes by :func:`_compose`, a loop rather than PyYAML's recursive composer. Lines are
+counted at ``\\n`` only, as for Dockerfiles, although YAML 1.1 also breaks lines at NEL, LS
+and PS.
 
 Nothing is ever constructed or dumped: the nodes are only read. A scalar is pinned only when
 its text in the file *is* its value (plain or quoted on one line, no escapes); otherwise it is
@@ -35,6 +37,9 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 _NULL = "tag:yaml.org,2002:null"
 _STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_RESOLVER: Any = yaml.resolver.Resolver()
 _BOM = "\ufeff"
 # A comment on the line right before a key that tells pin to leave its image alone.
 _IGNORE_RE = re.compile(r"#\s*pin:\s*ignore\b.*")
@@ -102,18 +107,69 @@ def _body(text: str) -> tuple[str, int]:
     return body, base
 
 
-def _check_depth(body: str) -> list[Any]:
-    """Refuse nesting deeper than MAX_YAML_DEPTH, reading events (libyaml's parser does not
-    recurse) before the nodes are composed (which does)."""
-    depth = 0
-    for event in yaml.parse(body, Loader=_LOADER):
+def _compose(body: str) -> list[Node]:
+    """The documents of *body* as node graphs, built from the parser's events.
+
+    PyYAML's own composer would do, but it recurses (in C with libyaml, which crashes the
+    interpreter some 20,000 levels down) and resolves the tag of every scalar. This loop
+    refuses nesting past MAX_YAML_DEPTH and resolves plain scalars only (quoted ones are
+    strings); an alias is the very node of its anchor, as in PyYAML.
+    """
+    documents: list[Node] = []
+    anchors: dict[str, Node] = {}
+    open_: list[tuple[Node, list[Node]]] = []  # collections being built, each with a pending key
+    root: Node | None = None
+    events: Iterator[Any] = yaml.parse(body, Loader=_LOADER)  # libyaml's marks are untyped
+    for event in events:
+        node: Node
+        start: Any = event.start_mark
+        if isinstance(event, yaml.DocumentStartEvent):
+            anchors = {}
+            continue
+        if isinstance(event, yaml.DocumentEndEvent):
+            if root is not None:
+                documents.append(root)
+            root = None
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            open_.pop()[0].end_mark = event.end_mark
+            continue
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise FileError(
+                    f"not valid YAML (line {start.line + 1}, column {start.column + 1}):"
+                    f" found undefined alias {event.anchor}"
+                )
+            node = anchors[event.anchor]
+        elif isinstance(event, yaml.ScalarEvent):
+            tag = event.tag if event.tag not in (None, "!") else _STR
+            if event.tag is None and event.implicit[0]:
+                tag = _RESOLVER.resolve(ScalarNode, event.value, (True, False))
+            end: Any = event.end_mark
+            node = ScalarNode(tag, event.value, start, end, event.style)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            node = SequenceNode(event.tag or _SEQ, [], start, None, event.flow_style)
+        elif isinstance(event, yaml.MappingStartEvent):
+            node = MappingNode(event.tag or _MAP, [], start, None, event.flow_style)
+        else:  # the stream's start and end
+            continue
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            anchors[event.anchor] = node
+        if not open_:
+            root = node
+        else:
+            parent, pending = open_[-1]
+            if isinstance(parent, SequenceNode):
+                parent.value.append(node)
+            elif pending:
+                parent.value.append((pending.pop(), node))
+            else:
+                pending.append(node)
         if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
+            open_.append((node, []))
+            if len(open_) > MAX_YAML_DEPTH:
                 raise FileError(f"nested more than {MAX_YAML_DEPTH} levels deep; not read")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return []
+    return documents
 
 
 def _parsed(parse: Callable[[], list[Any]]) -> list[Any]:
@@ -126,8 +182,6 @@ def _parsed(parse: Callable[[], list[Any]]) -> list[Any]:
         raise FileError(f"not valid YAML{where}: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise FileError(f"not valid YAML: {str(e).splitlines()[0]}") from None
-    except RecursionError:
-        raise FileError("not valid YAML: nested too deeply") from None
 
 
 class YamlText:
@@ -136,10 +190,7 @@ class YamlText:
     def __init__(self, text: str) -> None:
         self.text = text
         body, self.base = _body(text)
-        _parsed(lambda: _check_depth(body))
-        self.documents: list[Node] = _parsed(
-            lambda: [d for d in yaml.compose_all(body, Loader=_LOADER) if d is not None]
-        )
+        self.documents: list[Node] = _parsed(lambda: _compose(body))
         self._starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
 
     def line_of(self, offset: int) -> int:
