@@ -40,6 +40,8 @@ _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _RESOLVER: Any = yaml.resolver.Resolver()
+# The first characters of the values an implicit tag (bool, int, null, merge...) can match.
+_RESOLVABLE = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
 _BOM = "\ufeff"
 # A comment on the line right before a key that tells pin to leave its image alone.
 _IGNORE_RE = re.compile(r"#\s*pin:\s*ignore\b.*")
@@ -121,39 +123,35 @@ def _compose(body: str) -> list[Node]:
     root: Node | None = None
     events: Iterator[Any] = yaml.parse(body, Loader=_LOADER)  # libyaml's marks are untyped
     for event in events:
+        kind = type(event)  # compared by identity: this loop sees every event of the file
         node: Node
-        start: Any = event.start_mark
-        if isinstance(event, yaml.DocumentStartEvent):
+        if kind is yaml.ScalarEvent:
+            tag = event.tag
+            if tag is None and event.implicit[0]:
+                tag = _plain_tag(event.value)
+            elif tag is None or tag == "!":
+                tag = _STR
+            node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        elif kind is yaml.MappingStartEvent:
+            node = MappingNode(event.tag or _MAP, [], event.start_mark, None, event.flow_style)
+        elif kind is yaml.SequenceStartEvent:
+            node = SequenceNode(event.tag or _SEQ, [], event.start_mark, None, event.flow_style)
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            open_.pop()[0].end_mark = event.end_mark
+            continue
+        elif kind is yaml.AliasEvent:
+            node = _anchored(anchors, event)
+        elif kind is yaml.DocumentStartEvent:
             anchors = {}
             continue
-        if isinstance(event, yaml.DocumentEndEvent):
+        elif kind is yaml.DocumentEndEvent:
             if root is not None:
                 documents.append(root)
             root = None
             continue
-        if isinstance(event, yaml.CollectionEndEvent):
-            open_.pop()[0].end_mark = event.end_mark
-            continue
-        if isinstance(event, yaml.AliasEvent):
-            if event.anchor not in anchors:
-                raise FileError(
-                    f"not valid YAML (line {start.line + 1}, column {start.column + 1}):"
-                    f" found undefined alias {event.anchor}"
-                )
-            node = anchors[event.anchor]
-        elif isinstance(event, yaml.ScalarEvent):
-            tag = event.tag if event.tag not in (None, "!") else _STR
-            if event.tag is None and event.implicit[0]:
-                tag = _RESOLVER.resolve(ScalarNode, event.value, (True, False))
-            end: Any = event.end_mark
-            node = ScalarNode(tag, event.value, start, end, event.style)
-        elif isinstance(event, yaml.SequenceStartEvent):
-            node = SequenceNode(event.tag or _SEQ, [], start, None, event.flow_style)
-        elif isinstance(event, yaml.MappingStartEvent):
-            node = MappingNode(event.tag or _MAP, [], start, None, event.flow_style)
         else:  # the stream's start and end
             continue
-        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+        if kind is not yaml.AliasEvent and event.anchor is not None:
             anchors[event.anchor] = node
         if not open_:
             root = node
@@ -165,11 +163,30 @@ def _compose(body: str) -> list[Node]:
                 parent.value.append((pending.pop(), node))
             else:
                 pending.append(node)
-        if isinstance(event, yaml.CollectionStartEvent):
+        if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             open_.append((node, []))
             if len(open_) > MAX_YAML_DEPTH:
                 raise FileError(f"nested more than {MAX_YAML_DEPTH} levels deep; not read")
     return documents
+
+
+def _plain_tag(value: str) -> str:
+    """The tag YAML 1.1 gives a plain scalar: the resolver is asked only about values whose
+    first character some implicit tag can start with (most keys and images cannot)."""
+    if value[:1] in _RESOLVABLE:
+        tag: str = _RESOLVER.resolve(ScalarNode, value, (True, False))
+        return tag
+    return _STR
+
+
+def _anchored(anchors: dict[str, Node], alias: Any) -> Node:
+    if alias.anchor not in anchors:
+        mark = alias.start_mark
+        raise FileError(
+            f"not valid YAML (line {mark.line + 1}, column {mark.column + 1}):"
+            f" found undefined alias {alias.anchor}"
+        )
+    return anchors[alias.anchor]
 
 
 def _parsed(parse: Callable[[], list[Any]]) -> list[Any]:
@@ -191,7 +208,11 @@ class YamlText:
         self.text = text
         body, self.base = _body(text)
         self.documents: list[Node] = _parsed(lambda: _compose(body))
-        self._starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self._starts = [0]
+        newline = text.find("\n")
+        while newline >= 0:
+            self._starts.append(newline + 1)
+            newline = text.find("\n", newline + 1)
 
     def line_of(self, offset: int) -> int:
         """1-based line of the character at *offset*."""
