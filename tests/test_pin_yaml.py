@@ -296,3 +296,14 @@ def test_an_offline_check_imports_yaml_when_it_reads_yaml(outside_git: Path) -> 
     # The control for the test above: the probe does see yaml when it is imported.
     tree(outside_git, {"compose.yaml": COMPOSE})
     assert probe(outside_git) == "1 True"
+
+
+def test_digest_only_only_and_exclude_work_on_yaml(registry: FakeRegistry, tmp_path: Path) -> None:
+    (path,) = tree(tmp_path, {"compose.yaml": COMPOSE}).values()
+    ran = run_pin(*mirror(registry), "--digest-only", "--exclude", "cgr.dev/chainguard/nginx", path)
+    assert ran.code == 0, ran.stderr
+    expected = COMPOSE.replace(f"'{PYTHON}'", f"'cgr.dev/chainguard/python@{PYTHON_NEW}'")
+    assert path.read_text() == expected
+    ran = run_pin(*mirror(registry), "--only", "cgr.dev/chainguard/nginx", path)
+    assert ran.code == 0, ran.stderr
+    assert path.read_text() == expected.replace(NGINX, f"{NGINX}@{nginx_digest(registry)}")
