@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pinner.discover import is_dockerfile
+from pinner.scan.kinds import kind_of
 from tests.conftest import PYTHON_NEW, PYTHON_OLD, Ran, mirror, run_pin
 from tests.fakeregistry import FakeRegistry
 
@@ -254,6 +255,31 @@ def test_the_hooks_file_pattern(hook: str, path: str, matches: bool) -> None:
 def test_the_hooks_and_directory_search_agree_on_names(path: str) -> None:
     pattern = re.compile(pre_commit_hooks()["pin-check"]["files"])
     assert bool(pattern.search(path)) is is_dockerfile(path.rsplit("/", 1)[-1])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "compose.yaml",
+        "a/compose.yml",
+        "docker-compose.yml",
+        "docker-compose.prod.yaml",
+        "compose.override.yml",
+        ".gitlab-ci.yml",
+        ".github/workflows/ci.yml",
+        "sub/.github/workflows/release.yaml",
+        # Not by name: a manifest is known by its content, and a named file pin does not read
+        # is an error, so the hooks leave other YAML out (a `files:` override adds folders).
+        "k8s/deploy.yaml",
+        "mkdocs.yml",
+        "mycompose.yaml",
+        ".github/dependabot.yml",
+        ".gitlab-ci.yaml",
+    ],
+)
+def test_the_hooks_pass_the_yaml_files_pin_knows_by_name(path: str) -> None:
+    pattern = re.compile(pre_commit_hooks()["pin-check"]["files"])
+    assert bool(pattern.search(path)) is (kind_of(path) in ("compose", "github", "gitlab"))
 
 
 # -- GitHub annotations --------------------------------------------------------------------
