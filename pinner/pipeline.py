@@ -288,10 +288,14 @@ async def _registry_client(options: Options) -> AsyncIterator[RegistryClient]:
         verify=trusted_certificates(),
         timeout=httpx.Timeout(options.timeout),
         limits=httpx.Limits(max_connections=options.concurrency * 2),
-        follow_redirects=True,  # httpx drops Authorization on a redirect to another origin
-        headers={"User-Agent": _user_agent()},
+        # Redirects are followed by the transport, which bounds them; gzip is the only
+        # encoding it inflates (with a cap), so it is the only one asked for.
+        follow_redirects=False,
+        headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip"},
     ) as http:
-        yield RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
+        yield RegistryClient(
+            http, mirrors=dict(options.mirrors), log=options.log, timeout=options.timeout
+        )
 
 
 @dataclass
@@ -390,8 +394,7 @@ def _audit_history(entry: Entry, digest: str, builds: list[Build], options: Opti
         return replace(
             entry, action="unverified", reason=f"{digest} is not in the history of tag {entry.tag}"
         )
-    build = max(mine, key=lambda b: b.ns)
-    newest = max(builds, key=lambda b: b.ns)
+    build, newest = max(mine), max(builds)  # Build's order: by timestamp, then digest
     described = f"built {build.published} ({age(build.ns)} ago)"
     too_old = options.max_age is not None and time.time_ns() - build.ns > options.max_age
     if too_old and newest.ns > build.ns:

@@ -27,7 +27,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def parse_rfc3339(text: str) -> int | None:
     """Nanoseconds since the epoch for an RFC 3339 timestamp, or None if it is not one."""
-    match = _RFC3339_RE.fullmatch(text.strip())
+    # No strip(): a registry's padded timestamp is not what the API promises. User input is
+    # stripped by its own reader (parse_when).
+    match = _RFC3339_RE.fullmatch(text)
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
