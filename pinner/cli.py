@@ -15,11 +15,11 @@ from typing import Annotated, Any
 import typer
 
 from pinner.errors import PinError, UsageError
-from pinner.limits import REQUEST_TIMEOUT
+from pinner.limits import MAX_TIMEOUT, REQUEST_TIMEOUT
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
-from pinner.timestamps import parse_duration, parse_when
+from pinner.timestamps import parse_duration, parse_timeout, parse_when
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
@@ -188,11 +188,13 @@ def pin(
         ),
     ] = False,
     timeout: Annotated[
-        float,
+        str,
         typer.Option(
-            "--timeout", metavar="SECONDS", min=0.1, help="Timeout of each registry request."
+            "--timeout",
+            metavar="SECONDS",
+            help="Seconds each registry request may take in all (connecting, headers, body).",
         ),
-    ] = REQUEST_TIMEOUT,
+    ] = str(REQUEST_TIMEOUT),
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show each registry request and its outcome.")
     ] = False,
@@ -228,7 +230,7 @@ def pin(
             only=tuple(p.lower() for p in only or []),
             exclude=tuple(p.lower() for p in exclude or []),
             skip_no_history=skip_no_history,
-            timeout=timeout,
+            timeout=parse_timeout(timeout, MAX_TIMEOUT),
             log=log if verbose else None,
             progress=progress,
         )

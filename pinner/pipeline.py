@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
-from pinner.errors import FileError, PinError
+from pinner.errors import FileError, PinError, UnreachableError
 from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
@@ -308,7 +308,7 @@ class _Work:
     options: Options
     once: _Once = field(default_factory=_Once)
     results: _Results = field(default_factory=_Results)
-    _failed: set[tuple[Any, ...]] = field(default_factory=set)
+    _failed: dict[tuple[Any, ...], int] = field(default_factory=dict)  # key: its index in errors
 
     async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
         async def limited() -> Any:
@@ -318,11 +318,19 @@ class _Work:
         return await self.once.get(key, limited)
 
     def _fail(self, key: tuple[Any, ...], source: _Source, found: Found, error: PinError) -> None:
-        """One error line per failed lookup, at the first place that needed it."""
+        """One error line per failed lookup, at the first place (in file and line order) that
+        needed it; for a registry that cannot be used at all, one line whatever number of its
+        images failed."""
+        if isinstance(error, UnreachableError):
+            key = ("unreachable", error.registry)
+        place = (source.path, found.line)
+        line = (place, f"{source.path}:{found.line}: {found.text}: {error}")
         if key not in self._failed:
-            self._failed.add(key)
-            message = f"{source.path}:{found.line}: {found.text}: {error}"
-            self.results.errors.append(((source.path, found.line), message))
+            self._failed[key] = len(self.results.errors)
+            self.results.errors.append(line)
+        elif place < self.results.errors[self._failed[key]][0]:
+            # Lookups fail in any order; the line goes to the first place, on every run.
+            self.results.errors[self._failed[key]] = line
 
     async def pin(self, target: _Target) -> None:
         from pinner.reference import ImageReference

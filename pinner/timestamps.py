@@ -8,6 +8,7 @@ nanoseconds keep the order exact.
 from __future__ import annotations
 
 import calendar
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -61,6 +62,19 @@ class Cutoff:
 
     ns: int
     label: str
+
+
+def parse_timeout(text: str, most: float) -> float:
+    """``--timeout SECONDS``: a finite number above 0 and at most *most*."""
+    try:
+        seconds = float(text.strip())
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= most:  # false for nan too
+        raise UsageError(
+            f"--timeout {text!r}: expected a number of seconds above 0 and at most {most:g}"
+        )
+    return seconds
 
 
 def parse_duration(text: str, option: str) -> int:

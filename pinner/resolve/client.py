@@ -224,8 +224,7 @@ class RegistryClient:
         data: Mapping[str, str] | None = None,
     ) -> Reply:
         """One exchange, tried again after a network failure that may go differently."""
-        at_registry = same_origin(url, self.base_url(registry))
-        who = registry if at_registry else f"the token service of {registry}"
+        who = f"the token service of {registry}" if body is _TOKEN_ANSWER else registry
         attempt = 0
         while True:
             if registry in self._down:
@@ -366,12 +365,17 @@ class RegistryClient:
         credential: Credential | None,
     ) -> str:
         realm = challenge.get("realm", "")
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(realm)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and realm.isascii()
+            usable = usable and parts.port != 0  # .port raises ValueError past 65535
+        except ValueError:
+            usable = False
+        if not usable:
             raise AuthError(f"{registry} sent a token challenge without a usable realm")
         registry_scheme = urlsplit(self.base_url(registry)).scheme
         if parts.scheme == "http" and (
-            registry_scheme == "https" or not is_loopback(parts.hostname)
+            registry_scheme == "https" or not is_loopback(parts.hostname or "")
         ):
             raise AuthError(
                 f"{registry} names a token realm over plain http ({origin(realm)}); refusing it"

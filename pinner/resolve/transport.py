@@ -117,6 +117,8 @@ async def exchange(
         # httpx's per-phase timeouts equal the deadline, so one of them may fire first.
         what = f"no answer from {state.origin} within {timeout:g} s"
         raise NetworkFailure(what, retry=True) from None
+    except httpx.InvalidURL:  # not an HTTPError: a realm or Location httpx cannot take
+        raise RegistryError(f"{who} sent pinner to a URL that is not valid") from None
     except httpx.HTTPError as e:
         certificate = _certificate_failure(e)
         if certificate is not None:
@@ -191,9 +193,7 @@ def _redirect_target(current: httpx.URL, location: str, who: str) -> httpx.URL:
         raise RegistryError(f"{who} redirected to a URL that is not http or https")
     if target.scheme == "http" and not is_loopback(target.host):
         # Docker refuses to leave TLS too; only a loopback registry speaks plain http.
-        raise RegistryError(
-            f"{who} redirected to plain http ({origin(str(target))}); refusing it"
-        )
+        raise RegistryError(f"{who} redirected to plain http ({origin(str(target))}); refusing it")
     return target
 
 
