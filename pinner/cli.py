@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from pinner.errors import PinError, UsageError
+from pinner.filters import parse_prefix
 from pinner.limits import REQUEST_TIMEOUT
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
@@ -45,6 +46,8 @@ def _say(line: str, colour: bool) -> None:
     fg = None
     if line.startswith("error:"):
         fg = "red"
+    elif line.startswith("warning:"):
+        fg = "yellow"
     elif " -> " in line or " would become " in line:
         fg = "green"
     elif ": skipped " in line or " is not pinned" in line:
@@ -225,8 +228,8 @@ def pin(
             verify=verify,
             max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
             mirrors=mirrors_from(mirror or []),
-            only=tuple(p.lower() for p in only or []),
-            exclude=tuple(p.lower() for p in exclude or []),
+            only=tuple(parse_prefix(p, "--only") for p in only or []),
+            exclude=tuple(parse_prefix(p, "--exclude") for p in exclude or []),
             skip_no_history=skip_no_history,
             timeout=timeout,
             log=log if verbose else None,

@@ -17,13 +17,14 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
 from pinner.errors import FileError, PinError
+from pinner.filters import Prefix
 from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
@@ -53,8 +54,8 @@ class Options:
     verify: bool = False
     max_age: int | None = None  # nanoseconds
     mirrors: tuple[tuple[str, str], ...] = ()
-    only: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    only: tuple[Prefix, ...] = ()
+    exclude: tuple[Prefix, ...] = ()
     skip_no_history: bool = False
     timeout: float = REQUEST_TIMEOUT
     concurrency: int = CONCURRENCY
@@ -66,10 +67,13 @@ class Options:
         return self.update or self.cutoff is not None
 
     @property
+    def audit(self) -> bool:
+        """--verify or --max-age: report on the pins as they are; such a run writes nothing."""
+        return self.verify or self.max_age is not None
+
+    @property
     def needs_network(self) -> bool:
-        return (
-            self.refresh or self.diff or not self.check or self.verify or self.max_age is not None
-        )
+        return self.refresh or self.diff or not self.check or self.audit
 
 
 @dataclass(frozen=True)
@@ -108,11 +112,6 @@ def _read(path: str) -> _Source:
         raise FileError(f"{path}: cannot read it ({e.strerror})") from None
     # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
     return _Source(path, data, data.decode("utf-8", "surrogateescape"))
-
-
-def _matches(prefixes: Iterable[str], found: Found) -> bool:
-    full = f"{found.reference.registry}/{found.reference.repository}"
-    return any(full == p or full.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
@@ -164,7 +163,7 @@ def run(options: Options) -> Report:
     if report.errors:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
-    if not options.check and not options.diff and not report.findings:
+    if not (options.check or options.diff or options.audit):
         _write_all([o for o in report.files if o.changed], report)
     return report
 
@@ -175,6 +174,7 @@ def _plan(
     """Decide, for every reference, whether it is resolved, audited, skipped or left alone."""
     targets: list[_Target] = []
     audits: list[_Audit] = []
+    used: set[Prefix] = set()  # the filters that matched some reference
     for source in sources:
         result = scan(source.text)
         for skipped in result.skipped:
@@ -190,11 +190,13 @@ def _plan(
             )
         for found in result.found:
             ref = found.reference
-            if options.only and not _matches(options.only, found):
-                continue
-            if options.exclude and _matches(options.exclude, found):
-                continue
-            if ref.digest is not None and (options.verify or options.max_age is not None):
+            if options.only or options.exclude:
+                only = [p for p in options.only if p.matches(ref)]
+                exclude = [p for p in options.exclude if p.matches(ref)]
+                used.update(only, exclude)
+                if (options.only and not only) or exclude:
+                    continue
+            if ref.digest is not None and options.audit:
                 entry = _entry(source, found, "unchanged", audited=True)
                 audits.append(_Audit(source, found, entry))
                 continue
@@ -218,7 +220,22 @@ def _plan(
                 continue
             key = (ref.registry, ref.repository, ref.effective_tag)
             targets.append(_Target(source, found, key))
+    _unused_filters(options, used, report)
     return targets, audits
+
+
+def _unused_filters(options: Options, used: set[Prefix], report: Report) -> None:
+    """A filter that matched nothing is most likely a typo: say so. An --only that matched
+    nothing checked nothing, so under --check it fails the run: a typo must not turn CI green."""
+    for option, prefixes in (("--only", options.only), ("--exclude", options.exclude)):
+        for prefix in prefixes:
+            if prefix in used:
+                continue
+            message = f"{option} {prefix.text} matched no image in the files read"
+            if option == "--only" and options.check:
+                report.errors.append(f"{message}, so nothing was checked; check its spelling")
+            else:
+                report.warnings.append(message)
 
 
 class _Once:

@@ -67,6 +67,7 @@ class Report:
     check: bool = False
     entries: list[Entry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # each one line, for the user
+    warnings: list[str] = field(default_factory=list)  # each one line; the run goes on
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
 
@@ -92,8 +93,9 @@ class Report:
 
     def summary(self) -> list[str]:
         """Lines for people (stderr)."""
+        warnings = [f"warning: {message}" for message in self.warnings]
         if self.errors:
-            lines = [f"error: {message}" for message in self.errors]
+            lines = warnings + [f"error: {message}" for message in self.errors]
             if not self.written:
                 lines.append("pin: nothing was written")
             return lines
@@ -114,6 +116,7 @@ class Report:
             for e in self.entries
             if e.action == "skipped"
         ]
+        lines += warnings
         count, files = len(self.changes), len(self.changed_paths)
         audited = [e for e in self.entries if e.audited]
         if self.findings:
@@ -139,12 +142,14 @@ class Report:
             "exit_code": self.exit_code,
             "references": [asdict(e) for e in self.entries],
             "errors": self.errors,
+            "warnings": self.warnings,
         }
         return json.dumps(document, indent=2, ensure_ascii=False)
 
     def annotations(self) -> list[str]:
         """GitHub Actions workflow commands that put each finding on its line in a PR."""
         lines = [f"::error title=pin::{_escape(message)}" for message in self.errors]
+        lines += [f"::warning title=pin::{_escape(message)}" for message in self.warnings]
         for entry in self.entries:
             if entry.changes and self.check:
                 message = (
