@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
-from pinner.errors import FileError, PinError
+from pinner.errors import FileError, NoBuildError, PinError
 from pinner.filters import Prefix
 from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
@@ -158,7 +158,7 @@ def run(options: Options) -> Report:
     report.errors.extend(message for _, message in sorted(results.errors))
     if report.errors:
         return report
-    report.entries.extend(results.audited)
+    report.entries.extend(results.entries)
     report.files = _rewrite(sources, targets, results.resolutions, options, report)
     if report.errors:
         return report
@@ -208,7 +208,7 @@ def _plan(
                 report.entries.append(_entry(source, found, "skipped", reason=reason))
                 continue
             if options.cutoff is not None and ref.registry != CHAINGUARD:
-                if options.skip_no_history:
+                if options.skip_no_history or options.cutoff.cooldown:
                     reason = f"{ref.registry} keeps no tag history for --before"
                     report.entries.append(_entry(source, found, "skipped", reason=reason))
                     continue
@@ -255,7 +255,7 @@ class _Once:
 @dataclass
 class _Results:
     resolutions: dict[_Key, Resolution] = field(default_factory=dict)
-    audited: list[Entry] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)  # audited, or skipped by a cooldown
     errors: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # (place, message)
 
 
@@ -348,6 +348,18 @@ class _Work:
             resolution = await self._call(
                 key, lambda: resolver.resolve(reference, self.options.cutoff)
             )
+        except NoBuildError as e:
+            cutoff = self.options.cutoff
+            if cutoff is None or not cutoff.cooldown:
+                self._fail(key, target.source, target.found, e)
+                return
+            # A cooldown asks for builds at least this old; an image with none keeps what it
+            # has rather than failing the run.
+            oldest = "" if e.oldest_ns is None else f"; its oldest is {age(e.oldest_ns)} old"
+            reason = f"no build of this tag is old enough for --before {cutoff.label}{oldest}"
+            entry = _entry(target.source, target.found, "skipped", reason=reason)
+            self.results.entries.append(entry)
+            return
         except PinError as e:
             self._fail(key, target.source, target.found, e)
             return
@@ -369,7 +381,7 @@ class _Work:
         except PinError as e:
             self._fail(key, audit.source, found, e)
             return
-        self.results.audited.append(finding)
+        self.results.entries.append(finding)
 
     async def _audit_manifest(self, key: tuple[Any, ...], entry: Entry, digest: str) -> Entry:
         from pinner.errors import NotFoundError
@@ -444,7 +456,9 @@ def _rewrite(
     for source in sources:
         edits: list[Edit] = []
         for target in by_source.get(source.path, []):
-            resolution = resolutions[target.key]
+            resolution = resolutions.get(target.key)
+            if resolution is None:
+                continue  # skipped while resolving (a cooldown no build is old enough for)
             found = target.found
             new = found.reference.with_digest(resolution.digest, keep_tag=not options.digest_only)
             old_digest = found.reference.digest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -133,4 +135,52 @@ def test_an_audit_writes_nothing_even_when_every_pin_passes(
     assert f"{path}:2: {PYTHON} would become {PYTHON}@{PYTHON_NEW}" in ran.stderr
     # With --check, the unpinned reference fails the run as it would without the audit.
     assert run_pin(*mirror(cgr), *audit, "--check", path).code == 1
+    assert path.read_text() == original
+
+
+# -- a cooldown (--before AGE) never blocks ----------------------------------------------------
+
+
+def test_a_cooldown_keeps_what_an_image_has_when_no_build_is_old_enough(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    young = cgr.add_nightly("chainguard/go", "latest", 3, now - timedelta(days=3))
+    old = cgr.add_nightly("chainguard/node", "latest", 30, now - timedelta(days=30))
+    go, node = "cgr.dev/chainguard/go:latest", "cgr.dev/chainguard/node:latest"
+    original = f"FROM {go} AS a\nFROM {go}@{young[-1][1]} AS b\nFROM {node}\n"
+    path = write(tmp_path / "Dockerfile", original)
+    ran = run_pin(*mirror(cgr), "--before", "7d", "--json", path)
+    assert ran.code == 0, ran.stderr
+    # node gets the newest build at least a week old; go has none, and keeps what it had.
+    assert path.read_text() == original.replace(f"FROM {node}\n", f"FROM {node}@{old[-7][1]}\n")
+    for line in (1, 2):
+        assert re.search(
+            rf"{path}:{line}: skipped {go}\S*: no build of this tag is old enough for"
+            r" --before 7d ago \(.*\); its oldest is 3d old",
+            ran.stderr,
+        ), ran.stderr
+    actions = [(e["line"], e["action"]) for e in document(ran)["references"]]
+    assert actions == [(1, "skipped"), (2, "skipped"), (3, "pinned")]
+
+
+def test_a_cooldown_leaves_registries_without_a_history_alone(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    path = hub(cgr, tmp_path)
+    original = path.read_text()
+    ran = run_pin(*mirror(cgr, "docker.io"), "--before", "7d", path)
+    assert ran.code == 0, ran.stderr
+    assert path.read_text() == original
+    assert f"{path}:1: skipped golang:1.23: docker.io keeps no tag history" in ran.stderr
+
+
+def test_a_rollback_to_a_date_still_fails_without_a_build_that_old(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    original = f"FROM {PYTHON}\n"
+    path = write(tmp_path / "Dockerfile", original)
+    ran = run_pin(*mirror(cgr), "--before", "2020-01-01", path)
+    assert ran.code == 2
+    assert "no build at or before 2020-01-01" in ran.stderr
     assert path.read_text() == original

@@ -111,5 +111,5 @@ class ChainguardResolver:
         oldest = min(oldest_page, key=lambda b: b.ns)
         label = cutoff.label if cutoff is not None else "now"
         return NoBuildError(
-            f"no build at or before {label}; the oldest build is {oldest.published}"
+            f"no build at or before {label}; the oldest build is {oldest.published}", oldest.ns
         )
