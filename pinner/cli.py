@@ -88,6 +88,7 @@ class _ProgressBar:
     " something, 2 error.",
 )
 def pin(
+    ctx: typer.Context,
     paths: Annotated[
         list[str] | None,
         typer.Argument(
@@ -125,7 +126,11 @@ def pin(
     ] = None,
     digest_only: Annotated[
         bool,
-        typer.Option("--digest-only", help="Write name@sha256:... instead of name:tag@sha256:..."),
+        typer.Option(
+            "--digest-only",
+            envvar="PIN_DIGEST_ONLY",
+            help="Write name@sha256:... instead of name:tag@sha256:...",
+        ),
     ] = False,
     verify: Annotated[
         bool,
@@ -164,6 +169,7 @@ def pin(
         typer.Option(
             "--mirror",
             metavar="HOST=URL",
+            envvar="PIN_MIRROR",
             help="Send requests for registry HOST to URL (repeatable). http:// only on loopback.",
         ),
     ] = None,
@@ -172,6 +178,7 @@ def pin(
         typer.Option(
             "--only",
             metavar="PREFIX",
+            envvar="PIN_ONLY",
             help="Pin only images under this registry or repository prefix (repeatable),"
             " e.g. cgr.dev or docker.io/library.",
         ),
@@ -179,13 +186,17 @@ def pin(
     exclude: Annotated[
         list[str] | None,
         typer.Option(
-            "--exclude", metavar="PREFIX", help="Leave images under this prefix alone (repeatable)."
+            "--exclude",
+            metavar="PREFIX",
+            envvar="PIN_EXCLUDE",
+            help="Leave images under this prefix alone (repeatable).",
         ),
     ] = None,
     skip_no_history: Annotated[
         bool,
         typer.Option(
             "--skip-no-history",
+            envvar="PIN_SKIP_NO_HISTORY",
             help="With --before, leave images whose registry keeps no tag history alone"
             " instead of failing.",
         ),
@@ -193,7 +204,11 @@ def pin(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", metavar="SECONDS", min=0.1, help="Timeout of each registry request."
+            "--timeout",
+            metavar="SECONDS",
+            min=0.1,
+            envvar="PIN_TIMEOUT",
+            help="Timeout of each registry request.",
         ),
     ] = REQUEST_TIMEOUT,
     verbose: Annotated[
@@ -214,6 +229,13 @@ def pin(
         typer.echo(message, err=True)
 
     try:
+        configured = _configured(ctx)
+        mirror = configured.get("mirror", mirror)
+        only = configured.get("only", only)
+        exclude = configured.get("exclude", exclude)
+        digest_only = configured.get("digest_only", digest_only)
+        skip_no_history = configured.get("skip_no_history", skip_no_history)
+        timeout = configured.get("timeout", timeout)
         if (verify or max_age) and (update or before):
             raise UsageError(
                 "--verify and --max-age check existing pins; not with --update or --before"
@@ -269,6 +291,19 @@ def pin(
     _print(report, diff=diff, json_output=json_output, colour=colour)
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
+
+
+def _configured(ctx: typer.Context) -> dict[str, Any]:
+    """The settings of the configuration file that neither a flag nor PIN_* overrides."""
+    from pathlib import Path
+
+    from pinner.config import defaults
+
+    def unset(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is None or source.name == "DEFAULT"
+
+    return {name: value for name, value in defaults(Path.cwd()).items() if unset(name)}
 
 
 def _paths(paths: list[str]) -> tuple[str, ...]:

@@ -175,6 +175,7 @@ def _plan(
     targets: list[_Target] = []
     audits: list[_Audit] = []
     used: set[Prefix] = set()  # the filters that matched some reference
+    filtered = False  # whether any reference met the filters at all
     for source in sources:
         result = scan(source.text)
         for skipped in result.skipped:
@@ -191,6 +192,7 @@ def _plan(
         for found in result.found:
             ref = found.reference
             if options.only or options.exclude:
+                filtered = True
                 only = [p for p in options.only if p.matches(ref)]
                 exclude = [p for p in options.exclude if p.matches(ref)]
                 used.update(only, exclude)
@@ -220,22 +222,27 @@ def _plan(
                 continue
             key = (ref.registry, ref.repository, ref.effective_tag)
             targets.append(_Target(source, found, key))
-    _unused_filters(options, used, report)
+    if filtered:
+        _unused_filters(options, used, report)
     return targets, audits
 
 
 def _unused_filters(options: Options, used: set[Prefix], report: Report) -> None:
-    """A filter that matched nothing is most likely a typo: say so. An --only that matched
-    nothing checked nothing, so under --check it fails the run: a typo must not turn CI green."""
-    for option, prefixes in (("--only", options.only), ("--exclude", options.exclude)):
+    """A filter that matched none of the images found is most likely a typo: say so. When --only
+    let no image through at all, a check checked nothing: that fails it, so that a typo cannot
+    turn CI green. (Files without any image say nothing: a pre-commit batch may be such.)"""
+    only = options.only
+    if options.check and only and not used.intersection(only):
+        names = " ".join(p.text for p in only)
+        report.errors.append(
+            f"--only {names} matched no image in the files read, so nothing was checked;"
+            " check the spelling"
+        )
+        only = ()
+    for option, prefixes in (("--only", only), ("--exclude", options.exclude)):
         for prefix in prefixes:
-            if prefix in used:
-                continue
-            message = f"{option} {prefix.text} matched no image in the files read"
-            if option == "--only" and options.check:
-                report.errors.append(f"{message}, so nothing was checked; check its spelling")
-            else:
-                report.warnings.append(message)
+            if prefix not in used:
+                report.warnings.append(f"{option} {prefix.text} matched no image in the files read")
 
 
 class _Once:

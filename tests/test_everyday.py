@@ -90,11 +90,12 @@ def test_a_misspelt_only_fails_the_check_instead_of_passing_it(tmp_path: Path) -
     assert ran.code == 2
     assert "error: --only cgr.dve matched no image in the files read" in ran.stderr
     assert "nothing to change" not in ran.stderr
+    assert "warning" not in ran.stderr
     ran = run_pin("--check", "--json", "--only", "cgr.dve", path)
     assert ran.code == 2
     assert document(ran)["errors"] == [
         "--only cgr.dve matched no image in the files read, so nothing was checked;"
-        " check its spelling"
+        " check the spelling"
     ]
 
 
@@ -111,6 +112,16 @@ def test_a_filter_that_matches_nothing_is_a_warning_outside_check(
     ran = run_pin("--check", "--exclude", "cgr.dve", path)
     assert ran.code == 0, ran.stderr
     assert "warning: --exclude cgr.dve matched no image" in ran.stderr
+
+
+def test_an_only_that_lets_some_image_through_is_a_warning_under_check(tmp_path: Path) -> None:
+    path = write(tmp_path / "Dockerfile")
+    ran = run_pin("--check", "--only", "cgr.dve", "--only", "cgr.dev", path)
+    assert ran.code == 1  # python:latest is checked, and is not pinned
+    assert "warning: --only cgr.dve matched no image in the files read" in ran.stderr
+    # A file without images (a pre-commit batch may have only such) checks nothing, rightly.
+    empty = write(tmp_path / "empty.Dockerfile", "FROM scratch\n")
+    assert run_pin("--check", "--only", "cgr.dve", empty).code == 0
 
 
 @pytest.mark.parametrize("value", ["", "  ", "cgr.dev/chainguard/python@sha256:abc", "a b"])
