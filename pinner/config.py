@@ -58,10 +58,12 @@ def find_config(start: Path) -> tuple[Path, dict[str, object]] | None:
     while True:
         dotfile = folder / ".pin.toml"
         if dotfile.is_file():
-            return dotfile, _load(dotfile)
+            return dotfile, _parse(dotfile, _read(dotfile))
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
-            table = _load(pyproject).get("tool", {})
+            data = _read(pyproject)
+            # Most pyproject.toml files have no pin table: spare them the TOML parser.
+            table = _parse(pyproject, data).get("tool", {}) if b"pin" in data else {}
             if isinstance(table, dict) and isinstance(table.get("pin"), dict):
                 return pyproject, table["pin"]
         if (folder / ".git").exists() or folder.parent == folder:
@@ -69,9 +71,7 @@ def find_config(start: Path) -> tuple[Path, dict[str, object]] | None:
         folder = folder.parent
 
 
-def _load(path: Path) -> dict[str, Any]:
-    import tomllib
-
+def _read(path: Path) -> bytes:
     try:
         with open(path, "rb") as handle:
             data = handle.read(_MAX_BYTES + 1)
@@ -79,6 +79,12 @@ def _load(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read it ({e.strerror})") from None
     if len(data) > _MAX_BYTES:
         raise UsageError(f"{path}: larger than 1 MiB; is it the right file?")
+    return data
+
+
+def _parse(path: Path, data: bytes) -> dict[str, Any]:
+    import tomllib
+
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
