@@ -33,13 +33,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _colour() -> bool:
-    """Colour on a terminal only; NO_COLOR (no-color.org) and FORCE_COLOR override."""
+def _colour(choice: bool | None, stream: Any) -> bool:
+    """Colour for *stream*: --color/--no-color, else NO_COLOR (no-color.org) and FORCE_COLOR,
+    else only on a terminal that is not TERM=dumb."""
+    if choice is not None:
+        return choice
     if os.environ.get("FORCE_COLOR"):
         return True
-    if os.environ.get("NO_COLOR"):
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    return sys.stderr.isatty()
+    return bool(stream.isatty())
 
 
 def _say(line: str, colour: bool) -> None:
@@ -92,7 +95,7 @@ def pin(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="PATH",
+            metavar="[PATH]...",
             help="Dockerfiles, or directories to search for them. Default: the current directory.",
             show_default=False,
         ),
@@ -214,6 +217,18 @@ def pin(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show each registry request and its outcome.")
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="Print errors, warnings and failed checks only."),
+    ] = False,
+    color: Annotated[
+        bool | None,
+        typer.Option(
+            "--color/--no-color",
+            help="Colour the output. Default: on a terminal, unless NO_COLOR or TERM=dumb.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -222,7 +237,7 @@ def pin(
     ] = False,
 ) -> None:
     """Pin the base images of Dockerfiles to immutable @sha256: digests."""
-    colour = _colour()
+    colour = _colour(color, sys.stderr)  # for errors; _print decides per stream
     progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
 
     def log(message: str) -> None:
@@ -288,7 +303,7 @@ def pin(
     finally:
         if progress is not None:
             progress.close()
-    _print(report, diff=diff, json_output=json_output, colour=colour)
+    _print(report, diff=diff, json_output=json_output, colour=color, quiet=quiet)
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
 
@@ -315,19 +330,35 @@ def _paths(paths: list[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _print(report: Report, *, diff: bool, json_output: bool, colour: bool) -> None:
+def _print(
+    report: Report, *, diff: bool, json_output: bool, colour: bool | None, quiet: bool
+) -> None:
     if json_output:
         typer.echo(report.to_json())
     elif diff and not report.errors:
+        coloured = _colour(colour, sys.stdout)
         for outcome in report.files:
             if outcome.changed:
-                typer.echo(unified_diff(outcome), nl=False)
+                text = unified_diff(outcome)
+                typer.echo(_coloured_diff(text) if coloured else text, nl=False)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The runner reads workflow commands from stderr too; stdout stays pure data.
         for line in report.annotations():
             typer.echo(line, err=True)
-    for line in report.summary():
-        _say(line, colour)
+    for line in report.summary(quiet=quiet):
+        _say(line, _colour(colour, sys.stderr))
+
+
+_DIFF_COLOURS = ((b"+++", b"1"), (b"---", b"1"), (b"@@", b"36"), (b"+", b"32"), (b"-", b"31"))
+
+
+def _coloured_diff(diff: bytes) -> bytes:
+    """git's colours: headers bold, hunks cyan, additions green, removals red."""
+    lines = []
+    for line in diff.split(b"\n"):  # \n only: a diff line may hold a lone \r
+        code = next((c for prefix, c in _DIFF_COLOURS if line.startswith(prefix)), None)
+        lines.append(line if code is None else b"\x1b[" + code + b"m" + line + b"\x1b[0m")
+    return b"\n".join(lines)
 
 
 def _show_history(image: str, options: Options, limit: int, json_output: bool) -> None:

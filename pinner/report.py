@@ -91,8 +91,8 @@ class Report:
             return 1
         return 0
 
-    def summary(self) -> list[str]:
-        """Lines for people (stderr)."""
+    def summary(self, *, quiet: bool = False) -> list[str]:
+        """Lines for people (stderr); *quiet*: only what went wrong or failed a check."""
         warnings = [f"warning: {message}" for message in self.warnings]
         if self.errors:
             lines = warnings + [f"error: {message}" for message in self.errors]
@@ -101,13 +101,16 @@ class Report:
             return lines
         hypothetical = self.check or not self.written
         changes = self.changes
+        if quiet:
+            failed = [_describe(e, hypothetical) for e in changes] if self.check else []
+            return failed + [_finding(e) for e in self.findings] + warnings
         if len(changes) <= GROUP_OVER:
             lines = [_describe(e, hypothetical) for e in changes]
         else:
             lines = _grouped(changes, hypothetical)
         # --verify and --max-age: every pin they looked at, with its build date and age.
         lines += [
-            f"{e.file}:{e.line}: {e.image}: {e.reason}"
+            _finding(e)
             for e in self.entries
             if e.action in _FINDINGS or (e.action == "unchanged" and e.audited)
         ]
@@ -184,6 +187,10 @@ def _describe(entry: Entry, hypothetical: bool, *, located: bool = True) -> str:
     built = f" (built {entry.published})" if entry.published else ""
     verb = "would become" if hypothetical else "->"
     return f"{prefix}{entry.image} {verb} {entry.new_image}{built}"
+
+
+def _finding(entry: Entry) -> str:
+    return f"{entry.file}:{entry.line}: {entry.image}: {entry.reason}"
 
 
 def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:
