@@ -367,13 +367,36 @@ def _show_history(image: str, options: Options, limit: int, json_output: bool) -
     from pinner.pipeline import age, history
 
     listing = history(image, options, limit)
+    pinned, digest = listing.pinned, listing.digest
     if json_output:
         builds = [{"published": b.published, "digest": b.digest} for b in listing.builds]
-        typer.echo(json.dumps({"version": 1, "image": image, "builds": builds}, indent=2))
+        document: dict[str, Any] = {"version": 1, "image": image, "builds": builds}
+        if digest is not None and pinned is None:
+            document["pinned"] = None  # the digest is not in the tag's history
+        elif pinned is not None:
+            document["pinned"] = {
+                "published": pinned.published,
+                "digest": pinned.digest,
+                "behind": listing.behind,
+            }
+        typer.echo(json.dumps(document, indent=2))
         return
     typer.echo(f"{'BUILT':<30}  {'DIGEST':<71}  AGE")
     for build in listing.builds:
-        typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}")
+        mark = "  <- pinned" if build == pinned else ""
+        typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}{mark}")
+    if digest is None:
+        return
+    if pinned is None:
+        typer.echo(f"pin: {digest} is not in this tag's history", err=True)
+    elif listing.behind == 0:
+        typer.echo(f"pin: the pin is the newest build ({pinned.published})", err=True)
+    else:
+        typer.echo(
+            f"pin: the pin is {listing.behind} build{'s' if listing.behind != 1 else ''} behind"
+            f" the newest (built {pinned.published}, {age(pinned.ns)} ago)",
+            err=True,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -585,6 +585,9 @@ def _user_agent() -> str:
 class HistoryListing:
     image: str
     builds: list[Build]
+    digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
+    pinned: Build | None = None  # the build of that digest, if it is in the history
+    behind: int = 0  # how many builds of the tag are newer than the pinned one
 
 
 def history(image: str, options: Options, limit: int) -> HistoryListing:
@@ -594,21 +597,33 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
 
     reference = parse_reference(image)
     if reference.registry != CHAINGUARD:
-        raise UsageError(f"--history {image}: only cgr.dev keeps a tag history")
+        hint = ""
+        if reference.written_registry is None and reference.path.startswith("chainguard/"):
+            hint = f"; did you mean cgr.dev/{image}?"
+        raise UsageError(f"--history {image}: only cgr.dev keeps a tag history{hint}")
     if reference.digest is not None and reference.tag is None:
         raise UsageError(f"--history {image}: name a tag, not a digest")
 
-    async def fetch() -> list[Build]:
+    async def fetch() -> tuple[list[Build], list[Build]]:
         from pinner.resolve.chainguard import ChainguardResolver
 
         async with _registry_client(options) as client:
             resolver = ChainguardResolver(client)
-            return await resolver.recent_builds(reference, options.cutoff, limit)
+            recent = await resolver.recent_builds(reference, options.cutoff, limit)
+            if reference.digest is None:
+                return recent, []
+            # Where the pin sits needs the whole history: it may be older than any row shown.
+            return recent, await resolver.all_builds(reference)
 
     import asyncio
 
     try:
-        builds = asyncio.run(fetch())
+        builds, every = asyncio.run(fetch())
     except PinError as e:
         raise type(e)(f"{image}: {e}") from None
-    return HistoryListing(image, builds)
+    mine = [b for b in every if b.digest == reference.digest]
+    if not mine:
+        return HistoryListing(image, builds, reference.digest)
+    pinned = max(mine)
+    behind = sum(1 for b in every if b.ns > pinned.ns)
+    return HistoryListing(image, builds, reference.digest, pinned, behind)

@@ -195,3 +195,54 @@ def test_a_rollback_to_a_date_still_fails_without_a_build_that_old(
     assert ran.code == 2
     assert "no build at or before 2020-01-01" in ran.stderr
     assert path.read_text() == original
+
+
+# -- --history IMAGE@digest: where a pin sits ---------------------------------------------------
+
+
+def test_history_marks_the_pin_and_counts_the_builds_since(cgr: FakeRegistry) -> None:
+    builds = cgr.add_nightly("chainguard/go", "latest", 40, datetime(2024, 1, 1, tzinfo=UTC))
+    image = f"cgr.dev/chainguard/go:latest@{builds[35][1]}"
+    ran = run_pin(*mirror(cgr), "--history", image, "--limit", "5")
+    assert ran.code == 0, ran.stderr
+    rows = ran.stdout.splitlines()[1:]
+    assert [row.endswith("<- pinned") for row in rows] == [False, False, False, False, True]
+    assert rows[4].split()[:2] == list(builds[35])
+    assert ran.stderr == (
+        f"pin: the pin is 4 builds behind the newest (built {builds[35][0]}, "
+        f"{rows[4].split()[2]} ago)\n"
+    )
+    ran = run_pin(*mirror(cgr), "--history", image, "--json")
+    assert document(ran)["pinned"] == {
+        "published": builds[35][0],
+        "digest": builds[35][1],
+        "behind": 4,
+    }
+
+
+def test_history_finds_a_pin_older_than_the_rows_shown(cgr: FakeRegistry) -> None:
+    builds = cgr.add_nightly("chainguard/go", "latest", 2500, datetime(2019, 1, 1, tzinfo=UTC))
+    ran = run_pin(
+        *mirror(cgr), "--history", f"cgr.dev/chainguard/go:latest@{builds[3][1]}", "--limit", "2"
+    )
+    assert ran.code == 0, ran.stderr
+    assert "<- pinned" not in ran.stdout
+    assert "pin: the pin is 2496 builds behind the newest" in ran.stderr
+
+
+def test_history_of_a_digest_the_tag_never_had(cgr: FakeRegistry) -> None:
+    other = "sha256:" + "e" * 64
+    ran = run_pin(*mirror(cgr), "--history", f"{PYTHON}@{other}", "--json")
+    assert ran.code == 0, ran.stderr
+    assert document(ran)["pinned"] is None
+    ran = run_pin(*mirror(cgr), "--history", f"{PYTHON}@{other}")
+    assert ran.stderr == f"pin: {other} is not in this tag's history\n"
+
+
+def test_history_suggests_the_cgr_dev_name(cgr: FakeRegistry) -> None:
+    ran = run_pin(*mirror(cgr), "--history", "chainguard/python:latest")
+    assert ran.code == 2
+    assert ran.stderr == (
+        "error: --history chainguard/python:latest: only cgr.dev keeps a tag history;"
+        " did you mean cgr.dev/chainguard/python:latest?\n"
+    )
