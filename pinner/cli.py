@@ -22,7 +22,7 @@ from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
 from pinner.timestamps import parse_duration, parse_when
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
 def _version(value: bool) -> None:

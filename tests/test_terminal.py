@@ -147,3 +147,19 @@ def test_ctrl_c_while_resolving_exits_130_and_writes_nothing(
     assert stderr.strip().splitlines()[-1] == "pin: interrupted; nothing was written"
     assert "Traceback" not in stderr
     assert path.read_text() == "FROM cgr.dev/chainguard/python:latest\n"
+
+
+def test_shell_completion_completes_options(pin_command: str) -> None:
+    script = subprocess.run(
+        [pin_command, "--show-completion", "bash"], capture_output=True, text=True, check=False
+    )
+    assert script.returncode == 0
+    assert "complete" in script.stdout and "_PIN_COMPLETE" in script.stdout
+    env = {
+        **os.environ,
+        "_PIN_COMPLETE": "complete_bash",
+        "COMP_WORDS": "pin --che",
+        "COMP_CWORD": "1",
+    }
+    completed = subprocess.run([pin_command], env=env, capture_output=True, text=True, check=False)
+    assert completed.stdout.split() == ["--check"]
