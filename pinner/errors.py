@@ -49,6 +49,10 @@ class NotFoundError(RegistryError):
 class NoBuildError(RegistryError):
     """The tag history has no build at or before the requested cut-off."""
 
+    def __init__(self, message: str, oldest_ns: int | None = None) -> None:
+        super().__init__(message)
+        self.oldest_ns = oldest_ns  # when the tag's oldest build was published, if any
+
 
 class UnreachableError(RegistryError):
     """No request to ``registry`` can succeed in this run: its name does not resolve, it

@@ -10,7 +10,8 @@ from __future__ import annotations
 #: Default of --timeout: seconds one registry request may take, all of it: connecting, the
 #: TLS handshake, the headers, every redirect and the whole body.
 REQUEST_TIMEOUT = 10.0
-#: The largest --timeout accepted: a bound must be a bound.
+#: The --timeout accepted: at least MIN_TIMEOUT; at most MAX_TIMEOUT, for a bound must be one.
+MIN_TIMEOUT = 0.1
 MAX_TIMEOUT = 3600.0
 #: Attempts per request: the first and up to 3 retries (429, 5xx, a timeout, a refused,
 #: reset or dropped connection). Never retried: a name that does not resolve, a certificate

@@ -67,6 +67,7 @@ class Report:
     check: bool = False
     entries: list[Entry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # each one line, for the user
+    warnings: list[str] = field(default_factory=list)  # each one line; the run goes on
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
 
@@ -90,22 +91,26 @@ class Report:
             return 1
         return 0
 
-    def summary(self) -> list[str]:
-        """Lines for people (stderr)."""
+    def summary(self, *, quiet: bool = False) -> list[str]:
+        """Lines for people (stderr); *quiet*: only what went wrong or failed a check."""
+        warnings = [f"warning: {message}" for message in self.warnings]
         if self.errors:
-            lines = [f"error: {message}" for message in self.errors]
+            lines = warnings + [f"error: {message}" for message in self.errors]
             if not self.written:
                 lines.append("pin: nothing was written")
             return lines
         hypothetical = self.check or not self.written
         changes = self.changes
+        if quiet:
+            failed = [_describe(e, hypothetical) for e in changes] if self.check else []
+            return failed + [_finding(e) for e in self.findings] + warnings
         if len(changes) <= GROUP_OVER:
             lines = [_describe(e, hypothetical) for e in changes]
         else:
             lines = _grouped(changes, hypothetical)
         # --verify and --max-age: every pin they looked at, with its build date and age.
         lines += [
-            f"{e.file}:{e.line}: {e.image}: {e.reason}"
+            _finding(e)
             for e in self.entries
             if e.action in _FINDINGS or (e.action == "unchanged" and e.audited)
         ]
@@ -114,6 +119,7 @@ class Report:
             for e in self.entries
             if e.action == "skipped"
         ]
+        lines += warnings
         count, files = len(self.changes), len(self.changed_paths)
         audited = [e for e in self.entries if e.audited]
         if self.findings:
@@ -139,12 +145,14 @@ class Report:
             "exit_code": self.exit_code,
             "references": [asdict(e) for e in self.entries],
             "errors": self.errors,
+            "warnings": self.warnings,
         }
         return json.dumps(document, indent=2, ensure_ascii=False)
 
     def annotations(self) -> list[str]:
         """GitHub Actions workflow commands that put each finding on its line in a PR."""
         lines = [f"::error title=pin::{_escape(message)}" for message in self.errors]
+        lines += [f"::warning title=pin::{_escape(message)}" for message in self.warnings]
         for entry in self.entries:
             if entry.changes and self.check:
                 message = (
@@ -179,6 +187,10 @@ def _describe(entry: Entry, hypothetical: bool, *, located: bool = True) -> str:
     built = f" (built {entry.published})" if entry.published else ""
     verb = "would become" if hypothetical else "->"
     return f"{prefix}{entry.image} {verb} {entry.new_image}{built}"
+
+
+def _finding(entry: Entry) -> str:
+    return f"{entry.file}:{entry.line}: {entry.image}: {entry.reason}"
 
 
 def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:

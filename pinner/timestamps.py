@@ -62,17 +62,18 @@ class Cutoff:
 
     ns: int
     label: str
+    cooldown: bool = False  # given as an age (7d): "at least this old", which must not block
 
 
-def parse_timeout(text: str, most: float) -> float:
-    """``--timeout SECONDS``: a finite number above 0 and at most *most*."""
+def parse_timeout(text: str, least: float, most: float) -> float:
+    """``--timeout SECONDS``: a number from *least* to *most* (so not nan, not inf)."""
     try:
         seconds = float(text.strip())
     except ValueError:
         seconds = math.nan
-    if not 0 < seconds <= most:  # false for nan too
+    if not least <= seconds <= most:  # false for nan too
         raise UsageError(
-            f"--timeout {text!r}: expected a number of seconds above 0 and at most {most:g}"
+            f"--timeout {text!r}: expected a number of seconds from {least:g} to {most:g}"
         )
     return seconds
 
@@ -104,7 +105,7 @@ def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
         seconds = int(age.group(1)) * _UNIT_SECONDS[age.group(2)]
         cut = now - seconds * NS
         try:
-            return Cutoff(cut, f"{value} ago ({format_instant(cut)})")
+            return Cutoff(cut, f"{value} ago ({format_instant(cut)})", cooldown=True)
         except (OverflowError, OSError, ValueError):
             raise UsageError(f"--before {text!r}: that is before any build could exist") from None
     raise UsageError(
