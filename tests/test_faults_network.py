@@ -465,3 +465,25 @@ def test_a_challenge_naming_a_realm_that_is_not_a_url_is_one_line(
     cgr.fail(1, 401, {"WWW-Authenticate": challenge}, path_contains=HISTORY)
     ran = run_pin(*mirror(cgr), dockerfile)
     the_error(ran, dockerfile, PYTHON, "cgr.dev sent a token challenge without a usable realm")
+
+
+def test_a_head_answer_announcing_a_large_manifest_is_not_a_body(
+    cgr: FakeRegistry, dockerfile: Path
+) -> None:
+    # A HEAD's Content-Length is the size of the manifest it would send: no cap applies to it.
+    digest = f"sha256:{'7' * 64}"
+    big = b"x" * (5 * 1024 * 1024)
+    cgr.fail(1, 200, {"Docker-Content-Digest": digest}, body=big, path_contains="/manifests/")
+    dockerfile.write_bytes(b"FROM registry.example/team/app:1.0\n")
+    ran = run_pin(*mirror(cgr, "registry.example"), dockerfile)
+    assert ran.code == 0, ran.stderr
+    assert dockerfile.read_bytes() == f"FROM registry.example/team/app:1.0@{digest}\n".encode()
+
+
+def test_a_redirect_to_plain_http_elsewhere_is_refused(
+    cgr: FakeRegistry, dockerfile: Path, no_dns: list[str]
+) -> None:
+    cgr.fail(1, 302, {"Location": "http://mirror.example/x"}, path_contains=HISTORY)
+    ran = run_pin(*mirror(cgr), dockerfile)
+    the_error(ran, dockerfile, "cgr.dev redirected to plain http (http://mirror.example)")
+    assert no_dns == []  # refused before any connection was tried

@@ -171,7 +171,9 @@ async def _follow(
                 if _origin_of(target) != first:
                     sent.pop("Authorization", None)
                 continue
-            if 200 <= response.status_code < 300:
+            if method == "HEAD":
+                content = b""  # its Content-Length is the size of a body never sent
+            elif 200 <= response.status_code < 300:
                 content = await _read(response, body.cap, who=who, what=body.what)
             else:
                 content = await _read_leniently(response, MAX_ERROR_BODY_BYTES)
