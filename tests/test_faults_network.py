@@ -487,3 +487,11 @@ def test_a_redirect_to_plain_http_elsewhere_is_refused(
     ran = run_pin(*mirror(cgr), dockerfile)
     the_error(ran, dockerfile, "cgr.dev redirected to plain http (http://mirror.example)")
     assert no_dns == []  # refused before any connection was tried
+
+
+def test_network_and_http_retries_share_one_budget(cgr: FakeRegistry, dockerfile: Path) -> None:
+    cgr.misbehave("reset", times=2, path_contains=HISTORY)
+    cgr.fail(10, 503, {"Retry-After": "0"}, path_contains=HISTORY)
+    ran = run_pin(*mirror(cgr), dockerfile)
+    the_error(ran, dockerfile, PYTHON, f"HTTP 503 after {ATTEMPTS} attempts")
+    assert [r.status for r in cgr.requests_to(HISTORY)] == [0, 0, 503, 503]

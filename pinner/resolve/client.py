@@ -24,11 +24,13 @@ Where credentials may go (docker pull's rules, a little stricter):
   quotes the header.
 
 Retries (:class:`RetryPolicy`): a 429 or 5xx answer, a timeout, a refused, reset or dropped
-connection, up to ``ATTEMPTS`` in all. Never retried, because the next attempt cannot differ:
-a name that does not resolve, no route, a certificate that does not verify, a 4xx other than
-429, too many redirects, a body over its cap. Once a registry has failed below HTTP on every
-attempt (:class:`UnreachableError`), nothing more is asked of it in the run. So one request
-takes at most ``ATTEMPTS x timeout + (ATTEMPTS - 1) x MAX_RETRY_WAIT``.
+connection, up to ``ATTEMPTS`` exchanges in all, one budget for both kinds. Never retried,
+because the next attempt cannot differ: a name that does not resolve, no route, a certificate
+that does not verify, a 4xx other than 429, too many redirects, a body over its cap. Once a
+registry has failed below HTTP on every attempt (:class:`UnreachableError`), nothing more is
+asked of it in the run. So one request takes at most ``(ATTEMPTS + 1) x timeout`` (the one is
+the re-send that answers a 401) ``+ (ATTEMPTS - 1) x MAX_RETRY_WAIT``, and a token request, when
+one is needed, at most ``ATTEMPTS x timeout`` and its backoff.
 
 The exchange itself (deadline, redirects, size caps) is :mod:`pinner.resolve.transport`.
 httpx errors stop there and here: callers see only :mod:`pinner.errors`.
@@ -146,6 +148,21 @@ def _login_hint(registry: str) -> str:
 
 
 @dataclass
+class _Attempts:
+    """What is left of one request's attempts, shared by its network and HTTP retries."""
+
+    total: int
+    left: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.left = self.total
+
+    @property
+    def used(self) -> int:
+        return self.total - self.left
+
+
+@dataclass
 class RegistryClient:
     """Sends registry API requests with auth, retries and a timeout, translating failures."""
 
@@ -188,29 +205,37 @@ class RegistryClient:
             scoped = {k: v for k, v in params.items() if k != "scope"}
             await self._authenticate_with(registry, repository, scheme, scoped, stale={})
         authenticated = False
-        attempt = 0
+        # One budget for network failures and 429/5xx answers together: a request is at most
+        # ATTEMPTS exchanges (and the one re-send that answers a 401 challenge).
+        attempts = _Attempts(self.retry.attempts)
         while True:
             sent = dict(headers or {})
             if key in self._auth:
                 sent["Authorization"] = self._auth[key]
             response = await self._send(
-                method, url, registry=registry, body=body, params=params, headers=sent
+                method,
+                url,
+                registry=registry,
+                body=body,
+                params=params,
+                headers=sent,
+                attempts=attempts,
             )
             status = response.status
             if status == 401 and not authenticated:
                 authenticated = True
+                attempts.left += 1  # answering the challenge is not a retry
                 self._require_same_origin(registry, response)
                 await self._authenticate(registry, repository, response, stale=sent)
                 continue
-            if status in _RETRY_STATUS and attempt + 1 < self.retry.attempts:
-                wait = self.retry.wait(attempt, response.headers.get("Retry-After"))
+            if status in _RETRY_STATUS and attempts.left > 0:
+                wait = self.retry.wait(attempts.used - 1, response.headers.get("Retry-After"))
                 self._say(f"  retrying in {wait:.1f}s after HTTP {status}")
                 await asyncio.sleep(wait)
-                attempt += 1
                 continue
             if response.ok:
                 return response
-            raise self._failure(registry, repository, response, attempt + 1)
+            raise self._failure(registry, repository, response, attempts.used)
 
     async def _send(
         self,
@@ -222,13 +247,16 @@ class RegistryClient:
         params: Mapping[str, str] | None,
         headers: dict[str, str],
         data: Mapping[str, str] | None = None,
+        attempts: _Attempts | None = None,
     ) -> Reply:
-        """One exchange, tried again after a network failure that may go differently."""
+        """One exchange, tried again after a network failure that may go differently, while
+        *attempts* (by default a budget of its own) lasts."""
         who = f"the token service of {registry}" if body is _TOKEN_ANSWER else registry
-        attempt = 0
+        budget = attempts or _Attempts(self.retry.attempts)
         while True:
             if registry in self._down:
                 raise UnreachableError(str(self._down[registry]), registry)
+            budget.left -= 1
             try:
                 return await exchange(
                     self.http,
@@ -250,15 +278,14 @@ class RegistryClient:
             except NetworkFailure as e:
                 failure = e
             self._say(f"{method} {origin(url)} -> {failure}")
-            attempt += 1
-            if not failure.retry or attempt >= self.retry.attempts:
-                tries = f" ({attempt} attempts)" if attempt > 1 else ""
+            if not failure.retry or budget.left <= 0:
+                tries = f" ({budget.used} attempts)" if budget.used > 1 else ""
                 error = UnreachableError(
                     f"cannot reach {registry}: {failure}{tries}; {_UNREACHABLE_HINT}", registry
                 )
                 self._down.setdefault(registry, error)
                 raise error
-            await asyncio.sleep(self.retry.wait(attempt - 1, None))
+            await asyncio.sleep(self.retry.wait(budget.used - 1, None))
 
     def _failure(
         self, registry: str, repository: str, response: Reply, attempts: int
