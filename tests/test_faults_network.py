@@ -141,6 +141,7 @@ def test_a_body_dripped_a_byte_at_a_time_is_cut_at_the_deadline(
         dockerfile,
         "cannot reach cgr.dev:",
         f"sent its answer too slowly: not all of it within {TIMEOUT:g} s ({ATTEMPTS} attempts)",
+        "raise --timeout",
     )
     assert len(cgr.requests_to(HISTORY)) == ATTEMPTS
     # Without the deadline each attempt would drip until the fake gives up, 30 s later.
@@ -495,3 +496,24 @@ def test_network_and_http_retries_share_one_budget(cgr: FakeRegistry, dockerfile
     ran = run_pin(*mirror(cgr), dockerfile)
     the_error(ran, dockerfile, PYTHON, f"HTTP 503 after {ATTEMPTS} attempts")
     assert [r.status for r in cgr.requests_to(HISTORY)] == [0, 0, 503, 503]
+
+
+def test_a_certificate_that_does_not_verify_is_one_line_for_all_its_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakeregistry import make_certificates, running_registry
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)  # the test CA is not trusted
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with running_registry(tls=make_certificates(tmp_path / "tls")) as secure:
+        path = tmp_path / "Dockerfile"
+        path.write_bytes(
+            b"".join(b"FROM cgr.dev/chainguard/img%d:latest AS s%d\n" % (i, i) for i in range(5))
+        )
+        ran = run_pin("--mirror", f"cgr.dev={secure.url}", path)
+        attempts = [r for r in secure.requests if r.path.startswith("/v2/")]
+    errors = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
+    assert ran.code == 2
+    assert len(errors) == 1, ran.stderr
+    assert f"{path}:1: cgr.dev/chainguard/img0:latest: the TLS certificate of" in errors[0]
+    assert attempts == []  # no request got past the handshake

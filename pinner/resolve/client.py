@@ -89,6 +89,7 @@ _VISIBLE_ASCII_RE = re.compile(r"[\x21-\x7e]+")
 _TOKEN_ANSWER = Body("a token answer", MAX_TOKEN_BYTES)
 _ANSWER = Body("an answer", MAX_ERROR_BODY_BYTES)
 _UNREACHABLE_HINT = "check the network or proxy, or use --mirror; `pin --check` works offline"
+_SLOW_HINT = "check the network or proxy, or raise --timeout; `pin --check` works offline"
 
 Log = Callable[[str], None]
 CredentialLookup = Callable[[str, str], Credential | None]
@@ -280,8 +281,9 @@ class RegistryClient:
             self._say(f"{method} {origin(url)} -> {failure}")
             if not failure.retry or budget.left <= 0:
                 tries = f" ({budget.used} attempts)" if budget.used > 1 else ""
+                hint = _SLOW_HINT if failure.timed_out else _UNREACHABLE_HINT
                 error = UnreachableError(
-                    f"cannot reach {registry}: {failure}{tries}; {_UNREACHABLE_HINT}", registry
+                    f"cannot reach {registry}: {failure}{tries}; {hint}", registry
                 )
                 self._down.setdefault(registry, error)
                 raise error

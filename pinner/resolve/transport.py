@@ -76,11 +76,13 @@ class Reply:
 
 class NetworkFailure(Exception):
     """An exchange that failed below HTTP; ``str()`` says what happened, in words that quote
-    nothing the network sent, and ``retry`` whether another attempt may go differently."""
+    nothing the network sent, ``retry`` whether another attempt may go differently, and
+    ``timed_out`` whether it ran out of time (for which --timeout is a remedy)."""
 
-    def __init__(self, what: str, *, retry: bool) -> None:
+    def __init__(self, what: str, *, retry: bool, timed_out: bool = False) -> None:
         super().__init__(what)
         self.retry = retry
+        self.timed_out = timed_out
 
 
 async def exchange(
@@ -112,11 +114,11 @@ async def exchange(
             what = f"{state.origin} sent its answer too slowly: not all of it within {timeout:g} s"
         else:
             what = f"no answer from {state.origin} within {timeout:g} s"
-        raise NetworkFailure(what, retry=True) from None
+        raise NetworkFailure(what, retry=True, timed_out=True) from None
     except httpx.TimeoutException:
         # httpx's per-phase timeouts equal the deadline, so one of them may fire first.
         what = f"no answer from {state.origin} within {timeout:g} s"
-        raise NetworkFailure(what, retry=True) from None
+        raise NetworkFailure(what, retry=True, timed_out=True) from None
     except httpx.InvalidURL:  # not an HTTPError: a realm or Location httpx cannot take
         raise RegistryError(f"{who} sent pinner to a URL that is not valid") from None
     except httpx.HTTPError as e:
