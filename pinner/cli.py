@@ -7,6 +7,8 @@ stdout carries data (diffs, JSON, the history table); stderr carries what people
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
 from pinner.timestamps import parse_duration, parse_when
+from pinner.write import Interrupted, signals_interrupt
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
@@ -49,7 +52,19 @@ def _say(line: str, colour: bool) -> None:
         fg = "green"
     elif ": skipped " in line or " is not pinned" in line:
         fg = "yellow"
-    typer.secho(line, err=True, fg=fg, color=colour)
+    _err(line, fg=fg, colour=colour)
+
+
+# C0 controls, DEL and C1 controls: ESC, CSI (\x9b), BEL, CR, backspace... A file name, an
+# image or a registry's answer holding them could move the cursor, rewrite what the user
+# sees, or set the terminal's title; printed as \x1b they are plain text.
+_CONTROLS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _err(line: str, *, fg: str | None = None, colour: bool = False) -> None:
+    """Print one line for people on stderr: every line pin prints there goes through here."""
+    safe = _CONTROLS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
+    typer.secho(safe, err=True, fg=fg, color=colour)
 
 
 class _ProgressBar:
@@ -206,64 +221,76 @@ def pin(
     """Pin the base images of Dockerfiles to immutable @sha256: digests."""
     colour = _colour()
     progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
+    report: Report | None = None
 
     def log(message: str) -> None:
-        typer.echo(message, err=True)
+        _err(message)
 
-    try:
-        if (verify or max_age) and (update or before):
-            raise UsageError(
-                "--verify and --max-age check existing pins; not with --update or --before"
-            )
-        options = Options(
-            paths=_paths(paths or ["."]) if history is None else (),
-            update=update,
-            cutoff=parse_when(before) if before is not None else None,
-            check=check,
-            diff=diff,
-            digest_only=digest_only,
-            verify=verify,
-            max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
-            mirrors=mirrors_from(mirror or []),
-            only=tuple(p.lower() for p in only or []),
-            exclude=tuple(p.lower() for p in exclude or []),
-            skip_no_history=skip_no_history,
-            timeout=timeout,
-            log=log if verbose else None,
-            progress=progress,
-        )
-        if history is not None:
-            if paths:
-                raise UsageError("--history takes an image, not files")
-            _show_history(history, options, limit, json_output)
-            raise typer.Exit(0)
-    except PinError as e:
-        if json_output and history is None:
-            typer.echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
-        typer.secho(f"error: {e}", err=True, fg="red", color=colour)
-        raise typer.Exit(2) from None
-    try:
-        report = run(options)
-    except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
-        if verbose:
-            raise
-        typer.secho(
-            f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
-            " run again with -v for the traceback and please report it)",
-            err=True,
-            fg="red",
-            color=colour,
-        )
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        # Files are written only after everything resolved, so an interrupt leaves them as
-        # they were. Exit 130 (SIGINT), not click's 1, which means "--check found changes".
-        typer.echo("pin: interrupted; nothing was written", err=True)
-        raise typer.Exit(130) from None
-    finally:
-        if progress is not None:
-            progress.close()
-    _print(report, diff=diff, json_output=json_output, colour=colour)
+    with signals_interrupt():
+        try:
+            try:
+                if (verify or max_age) and (update or before):
+                    raise UsageError(
+                        "--verify and --max-age check existing pins; not with --update or --before"
+                    )
+                options = Options(
+                    paths=_paths(paths or ["."]) if history is None else (),
+                    update=update,
+                    cutoff=parse_when(before) if before is not None else None,
+                    check=check,
+                    diff=diff,
+                    digest_only=digest_only,
+                    verify=verify,
+                    max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
+                    mirrors=mirrors_from(mirror or []),
+                    only=tuple(p.lower() for p in only or []),
+                    exclude=tuple(p.lower() for p in exclude or []),
+                    skip_no_history=skip_no_history,
+                    timeout=timeout,
+                    log=log if verbose else None,
+                    progress=progress,
+                )
+                if history is not None:
+                    if paths:
+                        raise UsageError("--history takes an image, not files")
+                    _show_history(history, options, limit, json_output)
+                    raise typer.Exit(0)
+            except PinError as e:
+                if json_output and history is None:
+                    typer.echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
+                _err(f"error: {e}", fg="red", colour=colour)
+                raise typer.Exit(2) from None
+            try:
+                report = run(options)
+            except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
+                if verbose:
+                    raise
+                _err(
+                    f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
+                    " run again with -v for the traceback and please report it)",
+                    fg="red",
+                    colour=colour,
+                )
+                raise typer.Exit(2) from None
+            finally:
+                if progress is not None:
+                    progress.close()
+            _print(report, diff=diff, json_output=json_output, colour=colour)
+        except KeyboardInterrupt as e:
+            # Exit 128 + the signal's number as a shell reports it (130 for Ctrl-C), not
+            # click's 1, which means "--check found changes". pinner.write renames a set of
+            # files completely or not at all, so report.written says which it was.
+            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+            if report is None:
+                report = Report(check=check, interrupted=signum)
+                if json_output and history is None:
+                    typer.echo(report.to_json())
+                for line in report.summary():
+                    _err(line)
+            else:
+                done = "the files were written" if report.written else "nothing was written"
+                _err(f"pin: interrupted ({signal.Signals(signum).name}); {done}")
+            raise typer.Exit(128 + signum) from None
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
 
@@ -287,7 +314,7 @@ def _print(report: Report, *, diff: bool, json_output: bool, colour: bool) -> No
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The runner reads workflow commands from stderr too; stdout stays pure data.
         for line in report.annotations():
-            typer.echo(line, err=True)
+            _err(line)
     for line in report.summary():
         _say(line, colour)
 

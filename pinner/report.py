@@ -69,6 +69,7 @@ class Report:
     errors: list[str] = field(default_factory=list)  # each one line, for the user
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
+    interrupted: int | None = None  # the signal that stopped the run (see pinner.write)
 
     @property
     def changes(self) -> list[Entry]:
@@ -84,6 +85,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 128 + self.interrupted  # as a shell reports a process a signal ended
         if self.errors:
             return 2
         if self.findings or (self.check and self.changes):
@@ -92,6 +95,8 @@ class Report:
 
     def summary(self) -> list[str]:
         """Lines for people (stderr)."""
+        if self.interrupted is not None and not self.written:
+            return [f"pin: interrupted ({_signal_name(self.interrupted)}); nothing was written"]
         if self.errors:
             lines = [f"error: {message}" for message in self.errors]
             if not self.written:
@@ -129,6 +134,11 @@ class Report:
             lines.append(f"pin: pinned {_plural(count, 'image')} in {_plural(files, 'file')}")
         else:
             lines.append(f"pin: {_plural(count, 'image')} in {_plural(files, 'file')} would change")
+        if self.interrupted is not None:
+            lines.append(
+                f"pin: interrupted ({_signal_name(self.interrupted)}) while writing;"
+                " the renames had begun, so every file was written"
+            )
         return lines
 
     def to_json(self) -> str:
@@ -192,6 +202,12 @@ def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:
         more = f" and {len(group) - 3} more" if len(group) > 3 else ""
         lines.append(f"{_describe(group[0], hypothetical, located=False)} at {places}{more}")
     return lines
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 def _plural(count: int, noun: str) -> str:
