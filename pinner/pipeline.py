@@ -175,6 +175,12 @@ def _plan(
     for source in sources:
         result = scan(source.text)
         for skipped in result.skipped:
+            if skipped.malformed:
+                report.errors.append(
+                    f"{source.path}:{skipped.line}: {skipped.reason};"
+                    " docker build refuses it too: fix the reference"
+                )
+                continue
             report.entries.append(
                 Entry(
                     source.path,

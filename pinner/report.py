@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -25,6 +26,7 @@ _CHANGES = ("pinned", "updated", "unpinned")
 # Past this many changes the summary gives one line per image, not one per place.
 GROUP_OVER = 30
 _FINDINGS = ("stale", "unverified")
+_UNSAFE_IN_JSON_RE = re.compile(r"[\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,11 @@ class Report:
             "references": [asdict(e) for e in self.entries],
             "errors": self.errors,
         }
-        return json.dumps(document, indent=2, ensure_ascii=False)
+        text = json.dumps(document, indent=2, ensure_ascii=False)
+        # json.dumps escapes C0 controls only. DEL and C1 controls (CSI is \x9b) would reach
+        # a terminal that shows the document, and a lone surrogate (a byte of a file that is
+        # not UTF-8) cannot be encoded as UTF-8: both as \u escapes, which stay valid JSON.
+        return _UNSAFE_IN_JSON_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     def annotations(self) -> list[str]:
         """GitHub Actions workflow commands that put each finding on its line in a PR."""
