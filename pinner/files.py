@@ -32,6 +32,11 @@ def size_text(size: int) -> str:
     return f"{size} bytes"
 
 
+def _not_regular(path: str | Path, mode: int, remedy: str) -> FileError:
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return FileError(f"{path}: is {kind}, not a regular file; {remedy}")
+
+
 def read_regular(path: str | Path, limit: int, what: str, remedy: str) -> bytes:
     """The bytes of the regular file *path*, which must be at most *limit* bytes long.
 
@@ -44,12 +49,17 @@ def read_regular(path: str | Path, limit: int, what: str, remedy: str) -> bytes:
     except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as e:
+        try:  # a socket cannot be opened at all (ENXIO): say what it is
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode, remedy) from None
         raise FileError(f"{path}: cannot read it ({e.strerror}); {remedy}") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise FileError(f"{path}: is {kind}, not a regular file; {remedy}")
+            raise _not_regular(path, mode, remedy)
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
