@@ -206,8 +206,9 @@ def test_a_read_only_file_that_would_change_is_refused(cgr: FakeRegistry, tmp_pa
 # -- credentials files -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["fifo", "zero"])
-@pytest.mark.parametrize("where", ["docker", "podman"])
+@pytest.mark.parametrize(
+    ("where", "kind"), [("docker", "fifo"), ("docker", "zero"), ("podman", "fifo")]
+)
 def test_a_config_file_that_is_not_regular_is_one_error(
     pin_command: str,
     cgr: FakeRegistry,

@@ -11,6 +11,7 @@ SIGCONT: the signal is then delivered in exactly the state the test saw.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -51,9 +52,11 @@ def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str]) ->
 
 
 @contextmanager
-def pin_running(pin_command: str, registry: FakeRegistry, folder: Path) -> Iterator[Pinning]:
+def pin_running(
+    pin_command: str, registry: FakeRegistry, folder: Path, *more: str
+) -> Iterator[Pinning]:
     process = subprocess.Popen(
-        [pin_command, *mirror(registry), str(folder)],
+        [pin_command, *mirror(registry), *more, str(folder)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -69,12 +72,13 @@ def pin_running(pin_command: str, registry: FakeRegistry, folder: Path) -> Itera
 class Pinning:
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
+        self.stdout = ""
 
     def signal_frozen(self, signum: int) -> tuple[int, str]:
         """Send *signum* to the stopped process, let it go on; its exit code and stderr."""
         self.process.send_signal(signum)
         self.process.send_signal(signal.SIGCONT)
-        _, stderr = self.process.communicate(timeout=DEADLINE)
+        self.stdout, stderr = self.process.communicate(timeout=DEADLINE)
         return self.process.returncode, stderr
 
 
@@ -88,13 +92,15 @@ def test_a_signal_while_resolving_writes_nothing(
 ) -> None:
     cgr.delay(30, times=10, path_contains="/_chainguard/history/")
     paths = many_dockerfiles(tmp_path)
-    with pin_running(pin_command, cgr, tmp_path) as pinning:
+    with pin_running(pin_command, cgr, tmp_path, "--json") as pinning:
         wait_until(lambda: bool(cgr.requests_to("/_chainguard/history/")), pinning.process)
         pinning.process.send_signal(signal.SIGSTOP)
         code, stderr = pinning.signal_frozen(signum)
     name = signal.Signals(signum).name
     assert code == 128 + signum
     assert stderr.splitlines() == [f"pin: interrupted ({name}); nothing was written"]
+    document = json.loads(pinning.stdout)  # scripts get a document all the same
+    assert (document["exit_code"], document["written"]) == (128 + signum, False)
     assert contents(paths) == {BEFORE}
     assert temp_files(tmp_path) == []
 
