@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from pinner.errors import PinError, UsageError
+from pinner.filters import parse_prefix
 from pinner.limits import REQUEST_TIMEOUT
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
@@ -24,7 +25,7 @@ from pinner.report import Report, unified_diff
 from pinner.timestamps import parse_duration, parse_when
 from pinner.write import Interrupted, signals_interrupt
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
 def _version(value: bool) -> None:
@@ -35,19 +36,24 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _colour() -> bool:
-    """Colour on a terminal only; NO_COLOR (no-color.org) and FORCE_COLOR override."""
+def _colour(choice: bool | None, stream: Any) -> bool:
+    """Colour for *stream*: --color/--no-color, else NO_COLOR (no-color.org) and FORCE_COLOR,
+    else only on a terminal that is not TERM=dumb."""
+    if choice is not None:
+        return choice
     if os.environ.get("FORCE_COLOR"):
         return True
-    if os.environ.get("NO_COLOR"):
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    return sys.stderr.isatty()
+    return bool(stream.isatty())
 
 
 def _say(line: str, colour: bool) -> None:
     fg = None
     if line.startswith("error:"):
         fg = "red"
+    elif line.startswith("warning:"):
+        fg = "yellow"
     elif " -> " in line or " would become " in line:
         fg = "green"
     elif ": skipped " in line or " is not pinned" in line:
@@ -100,10 +106,11 @@ class _ProgressBar:
     " something, 2 error.",
 )
 def pin(
+    ctx: typer.Context,
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="PATH",
+            metavar="[PATH]...",
             help="Dockerfiles, or directories to search for them. Default: the current directory.",
             show_default=False,
         ),
@@ -137,7 +144,11 @@ def pin(
     ] = None,
     digest_only: Annotated[
         bool,
-        typer.Option("--digest-only", help="Write name@sha256:... instead of name:tag@sha256:..."),
+        typer.Option(
+            "--digest-only",
+            envvar="PIN_DIGEST_ONLY",
+            help="Write name@sha256:... instead of name:tag@sha256:...",
+        ),
     ] = False,
     verify: Annotated[
         bool,
@@ -176,6 +187,7 @@ def pin(
         typer.Option(
             "--mirror",
             metavar="HOST=URL",
+            envvar="PIN_MIRROR",
             help="Send requests for registry HOST to URL (repeatable). http:// only on loopback.",
         ),
     ] = None,
@@ -184,6 +196,7 @@ def pin(
         typer.Option(
             "--only",
             metavar="PREFIX",
+            envvar="PIN_ONLY",
             help="Pin only images under this registry or repository prefix (repeatable),"
             " e.g. cgr.dev or docker.io/library.",
         ),
@@ -191,13 +204,17 @@ def pin(
     exclude: Annotated[
         list[str] | None,
         typer.Option(
-            "--exclude", metavar="PREFIX", help="Leave images under this prefix alone (repeatable)."
+            "--exclude",
+            metavar="PREFIX",
+            envvar="PIN_EXCLUDE",
+            help="Leave images under this prefix alone (repeatable).",
         ),
     ] = None,
     skip_no_history: Annotated[
         bool,
         typer.Option(
             "--skip-no-history",
+            envvar="PIN_SKIP_NO_HISTORY",
             help="With --before, leave images whose registry keeps no tag history alone"
             " instead of failing.",
         ),
@@ -205,12 +222,28 @@ def pin(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", metavar="SECONDS", min=0.1, help="Timeout of each registry request."
+            "--timeout",
+            metavar="SECONDS",
+            min=0.1,
+            envvar="PIN_TIMEOUT",
+            help="Timeout of each registry request.",
         ),
     ] = REQUEST_TIMEOUT,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show each registry request and its outcome.")
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="Print errors, warnings and failed checks only."),
+    ] = False,
+    color: Annotated[
+        bool | None,
+        typer.Option(
+            "--color/--no-color",
+            help="Colour the output. Default: on a terminal, unless NO_COLOR or TERM=dumb.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -219,7 +252,7 @@ def pin(
     ] = False,
 ) -> None:
     """Pin the base images of Dockerfiles to immutable @sha256: digests."""
-    colour = _colour()
+    colour = _colour(color, sys.stderr)  # for errors; _print decides per stream
     progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
     report: Report | None = None
 
@@ -229,6 +262,13 @@ def pin(
     with signals_interrupt():
         try:
             try:
+                configured = _configured(ctx)
+                mirror = configured.get("mirror", mirror)
+                only = configured.get("only", only)
+                exclude = configured.get("exclude", exclude)
+                digest_only = configured.get("digest_only", digest_only)
+                skip_no_history = configured.get("skip_no_history", skip_no_history)
+                timeout = configured.get("timeout", timeout)
                 if (verify or max_age) and (update or before):
                     raise UsageError(
                         "--verify and --max-age check existing pins; not with --update or --before"
@@ -243,8 +283,8 @@ def pin(
                     verify=verify,
                     max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
                     mirrors=mirrors_from(mirror or []),
-                    only=tuple(p.lower() for p in only or []),
-                    exclude=tuple(p.lower() for p in exclude or []),
+                    only=tuple(parse_prefix(p, "--only") for p in only or []),
+                    exclude=tuple(parse_prefix(p, "--exclude") for p in exclude or []),
                     skip_no_history=skip_no_history,
                     timeout=timeout,
                     log=log if verbose else None,
@@ -275,7 +315,7 @@ def pin(
             finally:
                 if progress is not None:
                     progress.close()
-            _print(report, diff=diff, json_output=json_output, colour=colour)
+            _print(report, diff=diff, json_output=json_output, colour=color, quiet=quiet)
         except KeyboardInterrupt as e:
             # Exit 128 + the signal's number as a shell reports it (130 for Ctrl-C), not
             # click's 1, which means "--check found changes". pinner.write renames a set of
@@ -295,6 +335,19 @@ def pin(
     raise typer.Exit(report.exit_code)
 
 
+def _configured(ctx: typer.Context) -> dict[str, Any]:
+    """The settings of the configuration file that neither a flag nor PIN_* overrides."""
+    from pathlib import Path
+
+    from pinner.config import defaults
+
+    def unset(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is None or source.name == "DEFAULT"
+
+    return {name: value for name, value in defaults(Path.cwd()).items() if unset(name)}
+
+
 def _paths(paths: list[str]) -> tuple[str, ...]:
     from pinner.discover import expand
 
@@ -304,19 +357,35 @@ def _paths(paths: list[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _print(report: Report, *, diff: bool, json_output: bool, colour: bool) -> None:
+def _print(
+    report: Report, *, diff: bool, json_output: bool, colour: bool | None, quiet: bool
+) -> None:
     if json_output:
         typer.echo(report.to_json())
     elif diff and not report.errors:
+        coloured = _colour(colour, sys.stdout)
         for outcome in report.files:
             if outcome.changed:
-                typer.echo(unified_diff(outcome), nl=False)
+                text = unified_diff(outcome)
+                typer.echo(_coloured_diff(text) if coloured else text, nl=False)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The runner reads workflow commands from stderr too; stdout stays pure data.
         for line in report.annotations():
             _err(line)
-    for line in report.summary():
-        _say(line, colour)
+    for line in report.summary(quiet=quiet):
+        _say(line, _colour(colour, sys.stderr))
+
+
+_DIFF_COLOURS = ((b"+++", b"1"), (b"---", b"1"), (b"@@", b"36"), (b"+", b"32"), (b"-", b"31"))
+
+
+def _coloured_diff(diff: bytes) -> bytes:
+    """git's colours: headers bold, hunks cyan, additions green, removals red."""
+    lines = []
+    for line in diff.split(b"\n"):  # \n only: a diff line may hold a lone \r
+        code = next((c for prefix, c in _DIFF_COLOURS if line.startswith(prefix)), None)
+        lines.append(line if code is None else b"\x1b[" + code + b"m" + line + b"\x1b[0m")
+    return b"\n".join(lines)
 
 
 def _show_history(image: str, options: Options, limit: int, json_output: bool) -> None:
@@ -325,13 +394,35 @@ def _show_history(image: str, options: Options, limit: int, json_output: bool) -
     from pinner.pipeline import age, history
 
     listing = history(image, options, limit)
+    pinned, digest = listing.pinned, listing.digest
     if json_output:
         builds = [{"published": b.published, "digest": b.digest} for b in listing.builds]
-        typer.echo(json.dumps({"version": 1, "image": image, "builds": builds}, indent=2))
+        document: dict[str, Any] = {"version": 1, "image": image, "builds": builds}
+        if digest is not None and pinned is None:
+            document["pinned"] = None  # the digest is not in the tag's history
+        elif pinned is not None:
+            document["pinned"] = {
+                "published": pinned.published,
+                "digest": pinned.digest,
+                "behind": listing.behind,
+            }
+        typer.echo(json.dumps(document, indent=2))
         return
     typer.echo(f"{'BUILT':<30}  {'DIGEST':<71}  AGE")
     for build in listing.builds:
-        typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}")
+        mark = "  <- pinned" if build == pinned else ""
+        typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}{mark}")
+    if digest is None:
+        return
+    if pinned is None:
+        _err(f"pin: {digest} is not in this tag's history")
+    elif listing.behind == 0:
+        _err(f"pin: the pin is the newest build ({pinned.published})")
+    else:
+        _err(
+            f"pin: the pin is {listing.behind} build{'s' if listing.behind != 1 else ''} behind"
+            f" the newest (built {pinned.published}, {age(pinned.ns)} ago)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

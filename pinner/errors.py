@@ -46,3 +46,7 @@ class NotFoundError(RegistryError):
 
 class NoBuildError(RegistryError):
     """The tag history has no build at or before the requested cut-off."""
+
+    def __init__(self, message: str, oldest_ns: int | None = None) -> None:
+        super().__init__(message)
+        self.oldest_ns = oldest_ns  # when the tag's oldest build was published, if any

@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
-from pinner.errors import FileError, PinError
+from pinner.errors import FileError, NoBuildError, PinError
 from pinner.files import read_regular
+from pinner.filters import Prefix
 from pinner.limits import CONCURRENCY, MAX_DOCKERFILE_BYTES, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
@@ -50,8 +51,8 @@ class Options:
     verify: bool = False
     max_age: int | None = None  # nanoseconds
     mirrors: tuple[tuple[str, str], ...] = ()
-    only: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    only: tuple[Prefix, ...] = ()
+    exclude: tuple[Prefix, ...] = ()
     skip_no_history: bool = False
     timeout: float = REQUEST_TIMEOUT
     concurrency: int = CONCURRENCY
@@ -63,10 +64,13 @@ class Options:
         return self.update or self.cutoff is not None
 
     @property
+    def audit(self) -> bool:
+        """--verify or --max-age: report on the pins as they are; such a run writes nothing."""
+        return self.verify or self.max_age is not None
+
+    @property
     def needs_network(self) -> bool:
-        return (
-            self.refresh or self.diff or not self.check or self.verify or self.max_age is not None
-        )
+        return self.refresh or self.diff or not self.check or self.audit
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,6 @@ def _read(path: str) -> _Source:
         raise FileError(f"{path}: no such file (a part of its path is not a folder)") from None
     # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
     return _Source(path, data, data.decode("utf-8", "surrogateescape"))
-
-
-def _matches(prefixes: Iterable[str], found: Found) -> bool:
-    full = f"{found.reference.registry}/{found.reference.repository}"
-    return any(full == p or full.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
@@ -154,12 +153,12 @@ def run(options: Options) -> Report:
     report.errors.extend(message for _, message in sorted(results.errors))
     if report.errors:
         return report
-    report.entries.extend(results.audited)
+    report.entries.extend(results.entries)
     report.files = _rewrite(sources, targets, results.resolutions, options, report)
     if report.errors:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
-    if not options.check and not options.diff and not report.findings:
+    if not (options.check or options.diff or options.audit):
         from pinner.write import write_all
 
         write_all([o for o in report.files if o.changed], report)
@@ -172,6 +171,8 @@ def _plan(
     """Decide, for every reference, whether it is resolved, audited, skipped or left alone."""
     targets: list[_Target] = []
     audits: list[_Audit] = []
+    used: set[Prefix] = set()  # the filters that matched some reference
+    filtered = False  # whether any reference met the filters at all
     for source in sources:
         result = scan(source.text)
         for skipped in result.skipped:
@@ -193,11 +194,14 @@ def _plan(
             )
         for found in result.found:
             ref = found.reference
-            if options.only and not _matches(options.only, found):
-                continue
-            if options.exclude and _matches(options.exclude, found):
-                continue
-            if ref.digest is not None and (options.verify or options.max_age is not None):
+            if options.only or options.exclude:
+                filtered = True
+                only = [p for p in options.only if p.matches(ref)]
+                exclude = [p for p in options.exclude if p.matches(ref)]
+                used.update(only, exclude)
+                if (options.only and not only) or exclude:
+                    continue
+            if ref.digest is not None and options.audit:
                 entry = _entry(source, found, "unchanged", audited=True)
                 audits.append(_Audit(source, found, entry))
                 continue
@@ -209,7 +213,7 @@ def _plan(
                 report.entries.append(_entry(source, found, "skipped", reason=reason))
                 continue
             if options.cutoff is not None and ref.registry != CHAINGUARD:
-                if options.skip_no_history:
+                if options.skip_no_history or options.cutoff.cooldown:
                     reason = f"{ref.registry} keeps no tag history for --before"
                     report.entries.append(_entry(source, found, "skipped", reason=reason))
                     continue
@@ -221,7 +225,27 @@ def _plan(
                 continue
             key = (ref.registry, ref.repository, ref.effective_tag)
             targets.append(_Target(source, found, key))
+    if filtered:
+        _unused_filters(options, used, report)
     return targets, audits
+
+
+def _unused_filters(options: Options, used: set[Prefix], report: Report) -> None:
+    """A filter that matched none of the images found is most likely a typo: say so. When --only
+    let no image through at all, a check checked nothing: that fails it, so that a typo cannot
+    turn CI green. (Files without any image say nothing: a pre-commit batch may be such.)"""
+    only = options.only
+    if options.check and only and not used.intersection(only):
+        names = " ".join(p.text for p in only)
+        report.errors.append(
+            f"--only {names} matched no image in the files read, so nothing was checked;"
+            " check the spelling"
+        )
+        only = ()
+    for option, prefixes in (("--only", only), ("--exclude", options.exclude)):
+        for prefix in prefixes:
+            if prefix not in used:
+                report.warnings.append(f"{option} {prefix.text} matched no image in the files read")
 
 
 class _Once:
@@ -241,7 +265,7 @@ class _Once:
 @dataclass
 class _Results:
     resolutions: dict[_Key, Resolution] = field(default_factory=dict)
-    audited: list[Entry] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)  # audited, or skipped by a cooldown
     errors: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # (place, message)
 
 
@@ -334,6 +358,18 @@ class _Work:
             resolution = await self._call(
                 key, lambda: resolver.resolve(reference, self.options.cutoff)
             )
+        except NoBuildError as e:
+            cutoff = self.options.cutoff
+            if cutoff is None or not cutoff.cooldown:
+                self._fail(key, target.source, target.found, e)
+                return
+            # A cooldown asks for builds at least this old; an image with none keeps what it
+            # has rather than failing the run.
+            oldest = "" if e.oldest_ns is None else f"; its oldest is {age(e.oldest_ns)} old"
+            reason = f"no build of this tag is old enough for --before {cutoff.label}{oldest}"
+            entry = _entry(target.source, target.found, "skipped", reason=reason)
+            self.results.entries.append(entry)
+            return
         except PinError as e:
             self._fail(key, target.source, target.found, e)
             return
@@ -355,7 +391,7 @@ class _Work:
         except PinError as e:
             self._fail(key, audit.source, found, e)
             return
-        self.results.audited.append(finding)
+        self.results.entries.append(finding)
 
     async def _audit_manifest(self, key: tuple[Any, ...], entry: Entry, digest: str) -> Entry:
         from pinner.errors import NotFoundError
@@ -430,7 +466,9 @@ def _rewrite(
     for source in sources:
         edits: list[Edit] = []
         for target in by_source.get(source.path, []):
-            resolution = resolutions[target.key]
+            resolution = resolutions.get(target.key)
+            if resolution is None:
+                continue  # skipped while resolving (a cooldown no build is old enough for)
             found = target.found
             new = found.reference.with_digest(resolution.digest, keep_tag=not options.digest_only)
             old_digest = found.reference.digest
@@ -472,6 +510,9 @@ def _user_agent() -> str:
 class HistoryListing:
     image: str
     builds: list[Build]
+    digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
+    pinned: Build | None = None  # the build of that digest, if it is in the history
+    behind: int = 0  # how many builds of the tag are newer than the pinned one
 
 
 def history(image: str, options: Options, limit: int) -> HistoryListing:
@@ -481,21 +522,33 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
 
     reference = parse_reference(image)
     if reference.registry != CHAINGUARD:
-        raise UsageError(f"--history {image}: only cgr.dev keeps a tag history")
+        hint = ""
+        if reference.written_registry is None and reference.path.startswith("chainguard/"):
+            hint = f"; did you mean cgr.dev/{image}?"
+        raise UsageError(f"--history {image}: only cgr.dev keeps a tag history{hint}")
     if reference.digest is not None and reference.tag is None:
         raise UsageError(f"--history {image}: name a tag, not a digest")
 
-    async def fetch() -> list[Build]:
+    async def fetch() -> tuple[list[Build], list[Build]]:
         from pinner.resolve.chainguard import ChainguardResolver
 
         async with _registry_client(options) as client:
             resolver = ChainguardResolver(client)
-            return await resolver.recent_builds(reference, options.cutoff, limit)
+            recent = await resolver.recent_builds(reference, options.cutoff, limit)
+            if reference.digest is None:
+                return recent, []
+            # Where the pin sits needs the whole history: it may be older than any row shown.
+            return recent, await resolver.all_builds(reference)
 
     import asyncio
 
     try:
-        builds = asyncio.run(fetch())
+        builds, every = asyncio.run(fetch())
     except PinError as e:
         raise type(e)(f"{image}: {e}") from None
-    return HistoryListing(image, builds)
+    mine = [b for b in every if b.digest == reference.digest]
+    if not mine:
+        return HistoryListing(image, builds, reference.digest)
+    pinned = max(mine)
+    behind = sum(1 for b in every if b.ns > pinned.ns)
+    return HistoryListing(image, builds, reference.digest, pinned, behind)

@@ -69,6 +69,7 @@ class Report:
     check: bool = False
     entries: list[Entry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # each one line, for the user
+    warnings: list[str] = field(default_factory=list)  # each one line; the run goes on
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
     interrupted: int | None = None  # the signal that stopped the run (see pinner.write)
@@ -95,24 +96,37 @@ class Report:
             return 1
         return 0
 
-    def summary(self) -> list[str]:
-        """Lines for people (stderr)."""
+    def summary(self, *, quiet: bool = False) -> list[str]:
+        """Lines for people (stderr); *quiet*: only what went wrong or failed a check."""
         if self.interrupted is not None and not self.written:
             return [f"pin: interrupted ({_signal_name(self.interrupted)}); nothing was written"]
+        warnings = [f"warning: {message}" for message in self.warnings]
+        # pinner.write lets the renames it has begun finish: then every file was written.
+        stopped = (
+            [
+                f"pin: interrupted ({_signal_name(self.interrupted)}) while writing;"
+                " the renames had begun, so every file was written"
+            ]
+            if self.interrupted is not None
+            else []
+        )
         if self.errors:
-            lines = [f"error: {message}" for message in self.errors]
+            lines = warnings + [f"error: {message}" for message in self.errors]
             if not self.written:
                 lines.append("pin: nothing was written")
             return lines
         hypothetical = self.check or not self.written
         changes = self.changes
+        if quiet:
+            failed = [_describe(e, hypothetical) for e in changes] if self.check else []
+            return failed + [_finding(e) for e in self.findings] + warnings + stopped
         if len(changes) <= GROUP_OVER:
             lines = [_describe(e, hypothetical) for e in changes]
         else:
             lines = _grouped(changes, hypothetical)
         # --verify and --max-age: every pin they looked at, with its build date and age.
         lines += [
-            f"{e.file}:{e.line}: {e.image}: {e.reason}"
+            _finding(e)
             for e in self.entries
             if e.action in _FINDINGS or (e.action == "unchanged" and e.audited)
         ]
@@ -121,6 +135,7 @@ class Report:
             for e in self.entries
             if e.action == "skipped"
         ]
+        lines += warnings
         count, files = len(self.changes), len(self.changed_paths)
         audited = [e for e in self.entries if e.audited]
         if self.findings:
@@ -136,12 +151,7 @@ class Report:
             lines.append(f"pin: pinned {_plural(count, 'image')} in {_plural(files, 'file')}")
         else:
             lines.append(f"pin: {_plural(count, 'image')} in {_plural(files, 'file')} would change")
-        if self.interrupted is not None:
-            lines.append(
-                f"pin: interrupted ({_signal_name(self.interrupted)}) while writing;"
-                " the renames had begun, so every file was written"
-            )
-        return lines
+        return lines + stopped
 
     def to_json(self) -> str:
         """The ``--json`` document; its shape is documented in the README and versioned."""
@@ -151,6 +161,7 @@ class Report:
             "exit_code": self.exit_code,
             "references": [asdict(e) for e in self.entries],
             "errors": self.errors,
+            "warnings": self.warnings,
         }
         text = json.dumps(document, indent=2, ensure_ascii=False)
         # json.dumps escapes C0 controls only. DEL and C1 controls (CSI is \x9b) would reach
@@ -161,6 +172,7 @@ class Report:
     def annotations(self) -> list[str]:
         """GitHub Actions workflow commands that put each finding on its line in a PR."""
         lines = [f"::error title=pin::{_escape(message)}" for message in self.errors]
+        lines += [f"::warning title=pin::{_escape(message)}" for message in self.warnings]
         for entry in self.entries:
             if entry.changes and self.check:
                 message = (
@@ -195,6 +207,10 @@ def _describe(entry: Entry, hypothetical: bool, *, located: bool = True) -> str:
     built = f" (built {entry.published})" if entry.published else ""
     verb = "would become" if hypothetical else "->"
     return f"{prefix}{entry.image} {verb} {entry.new_image}{built}"
+
+
+def _finding(entry: Entry) -> str:
+    return f"{entry.file}:{entry.line}: {entry.image}: {entry.reason}"
 
 
 def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:

@@ -59,6 +59,7 @@ class Cutoff:
 
     ns: int
     label: str
+    cooldown: bool = False  # given as an age (7d): "at least this old", which must not block
 
 
 def parse_duration(text: str, option: str) -> int:
@@ -88,7 +89,7 @@ def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
         seconds = int(age.group(1)) * _UNIT_SECONDS[age.group(2)]
         cut = now - seconds * NS
         try:
-            return Cutoff(cut, f"{value} ago ({format_instant(cut)})")
+            return Cutoff(cut, f"{value} ago ({format_instant(cut)})", cooldown=True)
         except (OverflowError, OSError, ValueError):
             raise UsageError(f"--before {text!r}: that is before any build could exist") from None
     raise UsageError(

@@ -71,7 +71,8 @@ class ChainguardResolver:
             page = await self._page(reference, start, end)
             seen.extend(page)
             if len(page) < PAGE_CAP:
-                return seen
+                # Each page starts at the second the last one ended in: drop the overlap.
+                return list(dict.fromkeys(seen))
             last = max(b.ns for b in page)
             next_start = format_instant(last)
             if next_start == start:
@@ -111,5 +112,5 @@ class ChainguardResolver:
         oldest = min(oldest_page, key=lambda b: b.ns)
         label = cutoff.label if cutoff is not None else "now"
         return NoBuildError(
-            f"no build at or before {label}; the oldest build is {oldest.published}"
+            f"no build at or before {label}; the oldest build is {oldest.published}", oldest.ns
         )
