@@ -22,8 +22,8 @@ from pinner.limits import REQUEST_TIMEOUT
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
+from pinner.signals import Interrupted, interrupting
 from pinner.timestamps import parse_duration, parse_when
-from pinner.write import Interrupted, signals_interrupt
 
 app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
@@ -259,7 +259,7 @@ def pin(
     def log(message: str) -> None:
         _err(message)
 
-    with signals_interrupt():
+    with interrupting():
         try:
             try:
                 configured = _configured(ctx)
@@ -379,11 +379,21 @@ def _print(
 _DIFF_COLOURS = ((b"+++", b"1"), (b"---", b"1"), (b"@@", b"36"), (b"+", b"32"), (b"-", b"31"))
 
 
+# In a diff shown on a terminal, the file's own control characters are escaped as on
+# stderr, but for a tab and the CR of a CRLF line end; and a byte 0x80-0x9f that is not
+# UTF-8 (a surrogate here), which an 8-bit terminal takes as a C1 control.
+_DIFF_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udc9f]|\r(?!\Z)")
+
+
 def _coloured_diff(diff: bytes) -> bytes:
     """git's colours: headers bold, hunks cyan, additions green, removals red."""
     lines = []
     for line in diff.split(b"\n"):  # \n only: a diff line may hold a lone \r
         code = next((c for prefix, c in _DIFF_COLOURS if line.startswith(prefix)), None)
+        text = _DIFF_CONTROLS_RE.sub(
+            lambda m: f"\\x{ord(m.group()) & 0xFF:02x}", line.decode("utf-8", "surrogateescape")
+        )
+        line = text.encode("utf-8", "surrogateescape")
         lines.append(line if code is None else b"\x1b[" + code + b"m" + line + b"\x1b[0m")
     return b"\n".join(lines)
 

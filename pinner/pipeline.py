@@ -270,9 +270,9 @@ class _Results:
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
-    import asyncio
+    from pinner.signals import run_async
 
-    return asyncio.run(_resolve_async(targets, audits, options))
+    return run_async(_resolve_async(targets, audits, options))
 
 
 async def _resolve_async(
@@ -540,10 +540,10 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
             # Where the pin sits needs the whole history: it may be older than any row shown.
             return recent, await resolver.all_builds(reference)
 
-    import asyncio
+    from pinner.signals import run_async
 
     try:
-        builds, every = asyncio.run(fetch())
+        builds, every = run_async(fetch())
     except PinError as e:
         raise type(e)(f"{image}: {e}") from None
     mine = [b for b in every if b.digest == reference.digest]

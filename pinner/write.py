@@ -5,98 +5,25 @@ each new content goes to a temporary file beside its original (same file system,
 rename is atomic), with its mode and owner; only when every file is staged and none
 changed on disk meanwhile are they renamed over the originals, one after another.
 
-Signals: SIGINT, SIGTERM (CI cancelling a job) and SIGHUP (a closed terminal) all stop a
-run the way Ctrl-C does, with exit code 128 + the signal's number as shells report it.
-While files are written they are held back (``pthread_sigmask``) and looked at between
-files: one that arrives while staging stops the run and nothing is written; once the
-renames have begun they finish as a set and the signal is acted on after. Temporary files
-are removed on every way out (``finally``); only SIGKILL can leave one behind.
+Signals (SIGINT, SIGTERM, SIGHUP; see :mod:`pinner.signals`) are held back while files are
+written (``pthread_sigmask``) and looked at between files: one that arrives while staging
+stops the run and nothing is written; once the renames have begun they finish as a set and
+the signal is acted on after. Temporary files are removed on every way out (``finally``);
+only SIGKILL can leave one behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
-import threading
-from collections.abc import Iterator, Sequence
-from types import FrameType
+from collections.abc import Sequence
 
 from pinner.errors import FileError
 from pinner.files import read_regular
 from pinner.limits import MAX_DOCKERFILE_BYTES
 from pinner.report import FileOutcome, Report
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-# Signals that reached the handler while the write stage held them: one lands on another
-# thread (rich's progress bar refreshes on one), which pthread_sigmask on this one does not
-# block, and the handler then runs here all the same.
-_held: list[int] | None = None
-
-
-class Interrupted(KeyboardInterrupt):
-    """A signal stopped the run; a KeyboardInterrupt so that asyncio unwinds as for Ctrl-C."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if _held is not None:
-        _held.append(signum)
-        return
-    # The run is stopping; a second signal ends it at once, as it would any program.
-    for each in SIGNALS:
-        signal.signal(each, signal.SIG_DFL)
-    raise Interrupted(signum)
-
-
-@contextlib.contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """While inside, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted`."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers, and only it receives them
-        return
-    previous = {each: signal.getsignal(each) for each in SIGNALS}
-    for each in SIGNALS:
-        signal.signal(each, _on_signal)
-    try:
-        yield
-    finally:
-        for each, handler in previous.items():
-            if handler is not None:  # None: set outside Python, cannot be restored
-                signal.signal(each, handler)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    global _held
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    _held = []
-    try:
-        yield
-    finally:
-        _held = None
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _arrived() -> int | None:
-    """The first signal that arrived while held, if any; it (and any other) is consumed."""
-    taken = list(_held or [])
-    # sigwait returns at once for a signal that is pending, and takes it off the pending set.
-    taken += [signal.sigwait({each}) for each in sorted(signal.sigpending() & set(SIGNALS))]
-    if _held:
-        _held.clear()
-    return taken[0] if taken else None
-
-
-def _stop_if_signalled() -> None:
-    signum = _arrived()
-    if signum is not None:
-        raise Interrupted(signum)
+from pinner.signals import Interrupted, held
 
 
 def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
@@ -109,19 +36,25 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
     """
     staged: list[tuple[str, FileOutcome]] = []
     renamed = 0
-    with _signals_held():
+    with held() as arrived:
+
+        def stop_if_signalled() -> None:
+            signum = arrived()
+            if signum is not None:
+                raise Interrupted(signum)
+
         try:
             try:
                 for outcome in outcomes:
-                    _stop_if_signalled()
+                    stop_if_signalled()
                     staged.append((_stage(outcome), outcome))
                 for _, outcome in staged:
-                    _stop_if_signalled()
+                    stop_if_signalled()
                     if _current(outcome.path) != outcome.before:
                         raise FileError(
                             f"{outcome.path}: changed while pin was running; run pin again"
                         )
-                _stop_if_signalled()
+                stop_if_signalled()
             except FileError as e:
                 report.errors.append(str(e))
                 return
@@ -136,7 +69,7 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
                     break
                 renamed += 1
             report.written = renamed > 0
-            report.interrupted = _arrived()
+            report.interrupted = arrived()
         finally:
             for temp, _ in staged[renamed:]:
                 with contextlib.suppress(OSError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -357,6 +358,29 @@ def test_control_characters_from_a_file_reach_no_terminal(
     assert not set(ran.stdout) & set(CONTROLS.replace("\n", ""))
     [skipped, _] = json.loads(ran.stdout)["references"]
     assert (skipped["file"], skipped["image"]) == (str(path), hostile)
+
+
+def test_a_diff_for_a_terminal_escapes_the_files_controls_and_a_piped_one_keeps_them(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    path = tmp_path / "Dockerfile"
+    data = f"FROM {PYTHON}\r\nRUN echo \x1b[2J\rok\t\u009b\r\n".encode()
+    path.write_bytes(data)
+
+    def diff(*more: str) -> bytes:
+        done = subprocess.run(
+            [sys.executable, "-m", "pinner", *mirror(cgr), "--diff", *more, str(path)],
+            capture_output=True,
+            timeout=BOUND,
+            check=True,
+        )
+        return done.stdout
+
+    plain = re.sub("\x1b\\[[0-9;]*m", "", diff("--color").decode())  # less the diff's colours
+    assert " RUN echo \\x1b[2J\\x0dok\t\\x9b\r\n" in plain
+    assert not set(plain) & set(CONTROLS.replace("\n", "").replace("\t", "").replace("\r", ""))
+    piped = diff()
+    assert b" RUN echo \x1b[2J\rok\t\xc2\x9b\r\n" in piped  # data: git apply takes it
 
 
 # -- malformed references --------------------------------------------------------------------
