@@ -44,13 +44,19 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+def stop(signum: int) -> Interrupted:
+    """The exception that stops the run; from now on, a second signal ends it at once."""
+    if _main_thread():
+        for each in SIGNALS:
+            signal.signal(each, signal.SIG_DFL)
+    return Interrupted(signum)
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _held is not None:
         _held.append(signum)
         return
-    for each in SIGNALS:
-        signal.signal(each, signal.SIG_DFL)
-    raise Interrupted(signum)
+    raise stop(signum)
 
 
 def _main_thread() -> bool:
@@ -89,7 +95,7 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         arrived: list[int] = []
 
         def cancel(signum: int) -> None:
-            if arrived:  # a second signal: stop at once
+            if arrived:  # a second signal while the tasks unwind: stop at once
                 signal.signal(signum, signal.SIG_DFL)
                 signal.raise_signal(signum)
             arrived.append(signum)
@@ -102,14 +108,14 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
         try:
             return runner.run(_wait(task))
         except asyncio.CancelledError:
-            if arrived:
-                raise Interrupted(arrived[0]) from None
-            raise
+            if not arrived:
+                raise
         finally:
             if _main_thread():
                 for each in SIGNALS:
                     loop.remove_signal_handler(each)
                 _restore(previous)
+        raise stop(arrived[0])
 
 
 async def _wait(task: asyncio.Task[T]) -> T:

@@ -23,15 +23,15 @@ from pinner.errors import FileError
 from pinner.files import read_regular
 from pinner.limits import MAX_DOCKERFILE_BYTES
 from pinner.report import FileOutcome, Report
-from pinner.signals import Interrupted, held
+from pinner.signals import held, stop
 
 
 def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
     """Stage every file next to its original, then rename them all into place.
 
     Nothing is renamed until every file is staged and none has changed since it was read
-    (an editor saving meanwhile must not be overwritten). Raises :class:`Interrupted` when
-    a signal arrives before the renames; one that arrives during them is recorded in
+    (an editor saving meanwhile must not be overwritten). A signal that arrives before the
+    renames raises ``Interrupted``; one that arrives during them is recorded in
     ``report.interrupted`` once all are done.
     """
     staged: list[tuple[str, FileOutcome]] = []
@@ -41,7 +41,7 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
         def stop_if_signalled() -> None:
             signum = arrived()
             if signum is not None:
-                raise Interrupted(signum)
+                raise stop(signum)
 
         try:
             try:
