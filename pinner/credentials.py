@@ -448,10 +448,10 @@ def _run_helper(
                             f"{helper} printed more than {size_text(MAX_HELPER_OUTPUT_BYTES)};"
                             " check the helper"
                         )
-            if selector.get_map():
-                return None, b"", b""
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(max(0.0, deadline - time.monotonic()))
+            timed_out = bool(selector.get_map())
+        if not timed_out:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, deadline - time.monotonic()))
         finished = process.returncode is not None
     finally:
         if not finished:

@@ -72,7 +72,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # each one line; the run goes on
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
-    interrupted: int | None = None  # the signal that stopped the run (see pinner.write)
+    interrupted: int | None = None  # the signal that stopped the run (pinner.signals)
 
     @property
     def changes(self) -> list[Entry]:
