@@ -6,6 +6,7 @@ stdout carries data (diffs, JSON, the history table); stderr carries what people
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -321,15 +322,17 @@ def pin(
             # click's 1, which means "--check found changes". pinner.write renames a set of
             # files completely or not at all, so report.written says which it was.
             signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
-            if report is None:
-                report = Report(check=check, interrupted=signum)
-                if json_output and history is None:
-                    typer.echo(report.to_json())
-                for line in report.summary():
-                    _err(line)
-            else:
-                done = "the files were written" if report.written else "nothing was written"
-                _err(f"pin: interrupted ({signal.Signals(signum).name}); {done}")
+            # After SIGHUP the terminal may be gone: the exit code still says what happened.
+            with contextlib.suppress(OSError):
+                if report is None:
+                    report = Report(check=check, interrupted=signum)
+                    if json_output and history is None:
+                        typer.echo(report.to_json())
+                    for line in report.summary():
+                        _err(line)
+                else:
+                    done = "the files were written" if report.written else "nothing was written"
+                    _err(f"pin: interrupted ({signal.Signals(signum).name}); {done}")
             raise typer.Exit(128 + signum) from None
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
