@@ -6,7 +6,10 @@ stdout carries data (diffs, JSON, the history table); stderr carries what people
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +23,7 @@ from pinner.limits import MAX_TIMEOUT, MIN_TIMEOUT, REQUEST_TIMEOUT
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
+from pinner.signals import Interrupted, interrupting
 from pinner.timestamps import parse_duration, parse_timeout, parse_when
 
 app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -55,7 +59,19 @@ def _say(line: str, colour: bool) -> None:
         fg = "green"
     elif ": skipped " in line or " is not pinned" in line:
         fg = "yellow"
-    typer.secho(line, err=True, fg=fg, color=colour)
+    _err(line, fg=fg, colour=colour)
+
+
+# C0 controls, DEL and C1 controls: ESC, CSI (\x9b), BEL, CR, backspace... A file name, an
+# image or a registry's answer holding them could move the cursor, rewrite what the user
+# sees, or set the terminal's title; printed as \x1b they are plain text.
+_CONTROLS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _err(line: str, *, fg: str | None = None, colour: bool = False) -> None:
+    """Print one line for people on stderr: every line pin prints there goes through here."""
+    safe = _CONTROLS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
+    typer.secho(safe, err=True, fg=fg, color=colour)
 
 
 class _ProgressBar:
@@ -238,73 +254,87 @@ def pin(
     """Pin the base images of Dockerfiles to immutable @sha256: digests."""
     colour = _colour(color, sys.stderr)  # for errors; _print decides per stream
     progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
+    report: Report | None = None
 
     def log(message: str) -> None:
-        typer.echo(message, err=True)
+        _err(message)
 
-    try:
-        configured = _configured(ctx)
-        mirror = configured.get("mirror", mirror)
-        only = configured.get("only", only)
-        exclude = configured.get("exclude", exclude)
-        digest_only = configured.get("digest_only", digest_only)
-        skip_no_history = configured.get("skip_no_history", skip_no_history)
-        timeout = configured.get("timeout", timeout)
-        if (verify or max_age) and (update or before):
-            raise UsageError(
-                "--verify and --max-age check existing pins; not with --update or --before"
-            )
-        options = Options(
-            paths=_paths(paths or ["."]) if history is None else (),
-            update=update,
-            cutoff=parse_when(before) if before is not None else None,
-            check=check,
-            diff=diff,
-            digest_only=digest_only,
-            verify=verify,
-            max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
-            mirrors=mirrors_from(mirror or []),
-            only=tuple(parse_prefix(p, "--only") for p in only or []),
-            exclude=tuple(parse_prefix(p, "--exclude") for p in exclude or []),
-            skip_no_history=skip_no_history,
-            # Read here, not by click: "nan" and "inf" pass click's float range, and a usage
-            # error of ours gets a --json document. A number may come from the config file.
-            timeout=parse_timeout(str(timeout), MIN_TIMEOUT, MAX_TIMEOUT),
-            log=log if verbose else None,
-            progress=progress,
-        )
-        if history is not None:
-            if paths:
-                raise UsageError("--history takes an image, not files")
-            _show_history(history, options, limit, json_output)
-            raise typer.Exit(0)
-    except PinError as e:
-        if json_output and history is None:
-            typer.echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
-        typer.secho(f"error: {e}", err=True, fg="red", color=colour)
-        raise typer.Exit(2) from None
-    try:
-        report = run(options)
-    except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
-        if verbose:
-            raise
-        typer.secho(
-            f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
-            " run again with -v for the traceback and please report it)",
-            err=True,
-            fg="red",
-            color=colour,
-        )
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        # Files are written only after everything resolved, so an interrupt leaves them as
-        # they were. Exit 130 (SIGINT), not click's 1, which means "--check found changes".
-        typer.echo("pin: interrupted; nothing was written", err=True)
-        raise typer.Exit(130) from None
-    finally:
-        if progress is not None:
-            progress.close()
-    _print(report, diff=diff, json_output=json_output, colour=color, quiet=quiet)
+    with interrupting():
+        try:
+            try:
+                configured = _configured(ctx)
+                mirror = configured.get("mirror", mirror)
+                only = configured.get("only", only)
+                exclude = configured.get("exclude", exclude)
+                digest_only = configured.get("digest_only", digest_only)
+                skip_no_history = configured.get("skip_no_history", skip_no_history)
+                timeout = configured.get("timeout", timeout)
+                if (verify or max_age) and (update or before):
+                    raise UsageError(
+                        "--verify and --max-age check existing pins; not with --update or --before"
+                    )
+                options = Options(
+                    paths=_paths(paths or ["."]) if history is None else (),
+                    update=update,
+                    cutoff=parse_when(before) if before is not None else None,
+                    check=check,
+                    diff=diff,
+                    digest_only=digest_only,
+                    verify=verify,
+                    max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
+                    mirrors=mirrors_from(mirror or []),
+                    only=tuple(parse_prefix(p, "--only") for p in only or []),
+                    exclude=tuple(parse_prefix(p, "--exclude") for p in exclude or []),
+                    skip_no_history=skip_no_history,
+                    # Read here, not by click: "nan" and "inf" pass click's float range, and a
+                    # usage error of ours gets a --json document. The config file gives a number.
+                    timeout=parse_timeout(str(timeout), MIN_TIMEOUT, MAX_TIMEOUT),
+                    log=log if verbose else None,
+                    progress=progress,
+                )
+                if history is not None:
+                    if paths:
+                        raise UsageError("--history takes an image, not files")
+                    _show_history(history, options, limit, json_output)
+                    raise typer.Exit(0)
+            except PinError as e:
+                if json_output and history is None:
+                    typer.echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
+                _err(f"error: {e}", fg="red", colour=colour)
+                raise typer.Exit(2) from None
+            try:
+                report = run(options)
+            except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
+                if verbose:
+                    raise
+                _err(
+                    f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
+                    " run again with -v for the traceback and please report it)",
+                    fg="red",
+                    colour=colour,
+                )
+                raise typer.Exit(2) from None
+            finally:
+                if progress is not None:
+                    progress.close()
+            _print(report, diff=diff, json_output=json_output, colour=color, quiet=quiet)
+        except KeyboardInterrupt as e:
+            # Exit 128 + the signal's number as a shell reports it (130 for Ctrl-C), not
+            # click's 1, which means "--check found changes". pinner.write renames a set of
+            # files completely or not at all, so report.written says which it was.
+            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+            # After SIGHUP the terminal may be gone: the exit code still says what happened.
+            with contextlib.suppress(OSError):
+                if report is None:
+                    report = Report(check=check, interrupted=signum)
+                    if json_output and history is None:
+                        typer.echo(report.to_json())
+                    for line in report.summary():
+                        _err(line)
+                else:
+                    done = "the files were written" if report.written else "nothing was written"
+                    _err(f"pin: interrupted ({signal.Signals(signum).name}); {done}")
+            raise typer.Exit(128 + signum) from None
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
 
@@ -345,7 +375,7 @@ def _print(
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The runner reads workflow commands from stderr too; stdout stays pure data.
         for line in report.annotations():
-            typer.echo(line, err=True)
+            _err(line)
     for line in report.summary(quiet=quiet):
         _say(line, _colour(colour, sys.stderr))
 
@@ -353,11 +383,21 @@ def _print(
 _DIFF_COLOURS = ((b"+++", b"1"), (b"---", b"1"), (b"@@", b"36"), (b"+", b"32"), (b"-", b"31"))
 
 
+# In a diff shown on a terminal, the file's own control characters are escaped as on
+# stderr, but for a tab and the CR of a CRLF line end; and a byte 0x80-0x9f that is not
+# UTF-8 (a surrogate here), which an 8-bit terminal takes as a C1 control.
+_DIFF_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udc9f]|\r(?!\Z)")
+
+
 def _coloured_diff(diff: bytes) -> bytes:
     """git's colours: headers bold, hunks cyan, additions green, removals red."""
     lines = []
     for line in diff.split(b"\n"):  # \n only: a diff line may hold a lone \r
         code = next((c for prefix, c in _DIFF_COLOURS if line.startswith(prefix)), None)
+        text = _DIFF_CONTROLS_RE.sub(
+            lambda m: f"\\x{ord(m.group()) & 0xFF:02x}", line.decode("utf-8", "surrogateescape")
+        )
+        line = text.encode("utf-8", "surrogateescape")
         lines.append(line if code is None else b"\x1b[" + code + b"m" + line + b"\x1b[0m")
     return b"\n".join(lines)
 
@@ -389,14 +429,13 @@ def _show_history(image: str, options: Options, limit: int, json_output: bool) -
     if digest is None:
         return
     if pinned is None:
-        typer.echo(f"pin: {digest} is not in this tag's history", err=True)
+        _err(f"pin: {digest} is not in this tag's history")
     elif listing.behind == 0:
-        typer.echo(f"pin: the pin is the newest build ({pinned.published})", err=True)
+        _err(f"pin: the pin is the newest build ({pinned.published})")
     else:
-        typer.echo(
+        _err(
             f"pin: the pin is {listing.behind} build{'s' if listing.behind != 1 else ''} behind"
-            f" the newest (built {pinned.published}, {age(pinned.ns)} ago)",
-            err=True,
+            f" the newest (built {pinned.published}, {age(pinned.ns)} ago)"
         )
 
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pinner.errors import UsageError
-
-_MAX_BYTES = 1024 * 1024
+from pinner.errors import FileError, UsageError
+from pinner.files import read_regular
+from pinner.limits import MAX_CONFIG_BYTES
 
 
 def _strings(value: object) -> list[str] | None:
@@ -73,13 +73,9 @@ def find_config(start: Path) -> tuple[Path, dict[str, object]] | None:
 
 def _read(path: Path) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read it ({e.strerror})") from None
-    if len(data) > _MAX_BYTES:
-        raise UsageError(f"{path}: larger than 1 MiB; is it the right file?")
-    return data
+        return read_regular(path, MAX_CONFIG_BYTES, "a pin configuration", "fix or remove it")
+    except (FileError, OSError) as e:  # OSError: it went away since is_file() saw it
+        raise UsageError(str(e) if isinstance(e, FileError) else f"{path}: {e.strerror}") from None
 
 
 def _parse(path: Path, data: bytes) -> dict[str, Any]:

@@ -51,3 +51,11 @@ MAX_ERROR_BODY_BYTES = 16 * 1024
 HISTORY_PAGE_ENTRIES = 1000
 #: Pages read for one window before giving up.
 HISTORY_MAX_PAGES = 60
+
+# -- files -----------------------------------------------------------------------------------
+#: A Dockerfile larger than this is an error naming it (real ones are a few KiB).
+MAX_DOCKERFILE_BYTES = 4 * 1024 * 1024
+#: A Docker config.json, a containers auth.json, DOCKER_AUTH_CONFIG, or a .pin.toml.
+MAX_CONFIG_BYTES = 1024 * 1024
+#: What a credential helper prints on stdout or on stderr (its answer is a small JSON object).
+MAX_HELPER_OUTPUT_BYTES = 1024 * 1024

@@ -2,8 +2,7 @@
 
 All or nothing: every reference is resolved before any file is touched, and a
 single failure (or a failed ``--verify``/``--max-age`` check) means no file is
-written. Files are then written atomically (a temporary file in the same folder,
-renamed over the original, its mode kept).
+written. Then :mod:`pinner.write` writes the changed files, all or none of them.
 
 The offline path (``--check`` in the default mode) never imports the resolvers,
 and so never imports httpx or asyncio: a pre-commit hook starts fast and works
@@ -14,18 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
 from pinner.errors import FileError, NoBuildError, PinError, UnreachableError
+from pinner.files import read_regular
 from pinner.filters import Prefix
-from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
+from pinner.limits import CONCURRENCY, MAX_DOCKERFILE_BYTES, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
 from pinner.timestamps import NS, Cutoff
@@ -103,13 +100,11 @@ class _Audit:
 
 def _read(path: str) -> _Source:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path, MAX_DOCKERFILE_BYTES, "a Dockerfile", "leave it out of the run")
     except FileNotFoundError:
         raise FileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FileError(f"{path}: is a directory") from None
-    except OSError as e:
-        raise FileError(f"{path}: cannot read it ({e.strerror})") from None
+    except NotADirectoryError:
+        raise FileError(f"{path}: no such file (a part of its path is not a folder)") from None
     # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
     return _Source(path, data, data.decode("utf-8", "surrogateescape"))
 
@@ -164,7 +159,9 @@ def run(options: Options) -> Report:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
     if not (options.check or options.diff or options.audit):
-        _write_all([o for o in report.files if o.changed], report)
+        from pinner.write import write_all
+
+        write_all([o for o in report.files if o.changed], report)
     return report
 
 
@@ -179,6 +176,12 @@ def _plan(
     for source in sources:
         result = scan(source.text)
         for skipped in result.skipped:
+            if skipped.malformed:
+                report.errors.append(
+                    f"{source.path}:{skipped.line}: {skipped.reason};"
+                    " docker build refuses it too: fix the reference"
+                )
+                continue
             report.entries.append(
                 Entry(
                     source.path,
@@ -267,9 +270,9 @@ class _Results:
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
-    import asyncio
+    from pinner.signals import run_async
 
-    return asyncio.run(_resolve_async(targets, audits, options))
+    return run_async(_resolve_async(targets, audits, options))
 
 
 async def _resolve_async(
@@ -505,84 +508,6 @@ def _rewrite(
     return outcomes
 
 
-def _write_all(outcomes: list[FileOutcome], report: Report) -> None:
-    """Stage every file next to its original, then rename them all into place.
-
-    Nothing is renamed until every file is staged and none has changed since it was read
-    (an editor saving meanwhile must not be overwritten).
-    """
-    staged: list[tuple[str, FileOutcome]] = []
-
-    def discard(temps: list[tuple[str, FileOutcome]]) -> None:
-        for temp, _ in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-
-    try:
-        for outcome in outcomes:
-            staged.append((_stage(outcome), outcome))
-        for _, outcome in staged:
-            if _read(outcome.path).data != outcome.before:
-                raise FileError(f"{outcome.path}: changed while pin was running; run pin again")
-    except FileError as e:
-        discard(staged)
-        report.errors.append(str(e))
-        return
-    with _no_interrupt():
-        for done, (temp, outcome) in enumerate(staged):
-            try:
-                os.replace(temp, os.path.realpath(outcome.path))
-            except OSError as e:
-                discard(staged[done:])
-                report.errors.append(
-                    f"{outcome.path}: cannot replace it ({e.strerror});"
-                    f" {done} of {len(staged)} files were written before it"
-                )
-                report.written = done > 0
-                return
-    report.written = bool(staged)
-
-
-@contextlib.contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C back while the renames run, so that a set of files is never half-written."""
-    import signal
-
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to hold back
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _stage(outcome: FileOutcome) -> str:
-    """Write the new content to a temporary file beside the original, with its mode and owner."""
-    target = os.path.realpath(outcome.path)
-    folder, name = os.path.split(target)
-    try:
-        status = os.stat(target)
-        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder)
-    except OSError as e:
-        raise FileError(f"{outcome.path}: cannot write next to it ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(outcome.after)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, stat.S_IMODE(status.st_mode))
-        with contextlib.suppress(PermissionError):  # only root may give a file away
-            os.chown(temp, status.st_uid, status.st_gid)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise FileError(f"{outcome.path}: cannot write it ({e.strerror})") from None
-    return temp
-
-
 def _user_agent() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -626,10 +551,10 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
             # Where the pin sits needs the whole history: it may be older than any row shown.
             return recent, await resolver.all_builds(reference)
 
-    import asyncio
+    from pinner.signals import run_async
 
     try:
-        builds, every = asyncio.run(fetch())
+        builds, every = run_async(fetch())
     except PinError as e:
         raise type(e)(f"{image}: {e}") from None
     mine = [b for b in every if b.digest == reference.digest]

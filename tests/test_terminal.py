@@ -144,7 +144,7 @@ def test_ctrl_c_while_resolving_exits_130_and_writes_nothing(
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 130
-    assert stderr.strip().splitlines()[-1] == "pin: interrupted; nothing was written"
+    assert stderr.strip().splitlines()[-1] == "pin: interrupted (SIGINT); nothing was written"
     assert "Traceback" not in stderr
     assert path.read_text() == "FROM cgr.dev/chainguard/python:latest\n"
 
