@@ -20,7 +20,7 @@ from typing import Any
 
 from pinner.errors import FileError, UsageError
 from pinner.files import read_regular
-from pinner.limits import MAX_CONFIG_BYTES
+from pinner.limits import MAX_CONFIG_BYTES, MAX_TIMEOUT, MIN_TIMEOUT
 
 
 def _strings(value: object) -> list[str] | None:
@@ -38,7 +38,8 @@ def _boolean(value: object) -> bool | None:
 def _seconds(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) and value >= 0.1 else None
+    ok = math.isfinite(value) and MIN_TIMEOUT <= value <= MAX_TIMEOUT
+    return float(value) if ok else None
 
 
 #: key in the file -> (the parameter it sets, how to read it, what it must be)
@@ -48,7 +49,7 @@ _KEYS: dict[str, tuple[str, Callable[[object], Any], str]] = {
     "exclude": ("exclude", _strings, "a list of image name prefixes"),
     "digest-only": ("digest_only", _boolean, "true or false"),
     "skip-no-history": ("skip_no_history", _boolean, "true or false"),
-    "timeout": ("timeout", _seconds, "a number of seconds, at least 0.1"),
+    "timeout": ("timeout", _seconds, f"a number of seconds, {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}"),
 }
 
 

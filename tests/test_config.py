@@ -68,6 +68,7 @@ def test_the_search_stops_at_the_top_of_the_work_tree(project: Path) -> None:
         (".pin.toml", "timout = 3\n", "unknown key 'timout'"),
         (".pin.toml", 'timeout = "3"\n', "timeout must be a number of seconds"),
         (".pin.toml", "timeout = nan\n", "timeout must be a number of seconds"),
+        (".pin.toml", "timeout = 7200\n", "timeout must be a number of seconds, 0.1 to 3600"),
         (".pin.toml", "digest-only = 1\n", "digest-only must be true or false"),
         (".pin.toml", "only = [1]\n", "only must be a list of image name prefixes"),
         (".pin.toml", "only = [\n", "not valid TOML"),
