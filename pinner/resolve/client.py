@@ -381,7 +381,7 @@ class RegistryClient:
             credential = await self._credential(registry, repository)
             if scheme == "basic":
                 if credential is None:
-                    raise AuthError(f"this image needs credentials: {_login_hint(registry)}")
+                    raise AuthError(f"{_MISSING_OR_PRIVATE} {_login_hint(registry)}")
                 if credential.kind != "basic":
                     raise AuthError(
                         f"{registry} asks for a user name and password, but the credentials"
@@ -524,9 +524,15 @@ class RegistryClient:
             self.log(message)
 
 
+# Registries answer 401/403, not 404, for a name that does not exist, so as not to tell
+# strangers which private names do: a typo looks like a private image. Docker says both
+# ("repository does not exist or may require 'docker login'"), and so does pin.
+_MISSING_OR_PRIVATE = "this image does not exist, or needs credentials: check its name, or"
+
+
 def _unauthorised(registry: str, credential: Credential | None) -> AuthError:
     if credential is None:
-        return AuthError(f"this image needs credentials: {_login_hint(registry)}")
+        return AuthError(f"{_MISSING_OR_PRIVATE} {_login_hint(registry)}")
     return AuthError(
         f"{registry} rejected the credentials from {credential.source} with HTTP 401;"
         f" log in again: {_login_hint(registry)}"
@@ -536,7 +542,8 @@ def _unauthorised(registry: str, credential: Credential | None) -> AuthError:
 def _denied(registry: str, repository: str, credential: Credential | None) -> AuthError:
     if credential is None:
         return AuthError(
-            f"access denied (HTTP 403) to {repository} without credentials: {_login_hint(registry)}"
+            f"access denied (HTTP 403) to {repository}: {_MISSING_OR_PRIVATE}"
+            f" {_login_hint(registry)}"
         )
     return AuthError(
         f"access denied (HTTP 403) to {repository} for the credentials from {credential.source}:"
