@@ -43,6 +43,9 @@ class Skipped:
     line: int
     where: str
     reason: str
+    # Not a reference BuildKit accepts (``alpine@sha256:abc``, ``Python:3``): the build
+    # fails on it, so pin reports an error, where other skips are a choice to leave it alone.
+    malformed: bool = False
 
 
 @dataclass(frozen=True)
