@@ -24,7 +24,7 @@ from pinner.filters import Prefix
 from pinner.limits import CONCURRENCY, MAX_DOCKERFILE_BYTES, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
-from pinner.scan.kinds import check_rewrite, scan_file
+from pinner.scan.kinds import check_rewrite, kind_of, scan_file
 from pinner.scan.result import Found
 from pinner.timestamps import NS, Cutoff
 
@@ -104,7 +104,8 @@ class _Audit:
 
 def _read(path: str) -> _Source:
     try:
-        data = read_regular(path, MAX_DOCKERFILE_BYTES, "a Dockerfile", "leave it out of the run")
+        what = "a Dockerfile" if kind_of(path) == "dockerfile" else "a YAML file"
+        data = read_regular(path, MAX_DOCKERFILE_BYTES, what, "leave it out of the run")
     except FileNotFoundError:
         raise FileError(f"{path}: no such file") from None
     except NotADirectoryError:

@@ -307,3 +307,11 @@ def test_digest_only_only_and_exclude_work_on_yaml(registry: FakeRegistry, tmp_p
     ran = run_pin(*mirror(registry), "--only", "cgr.dev/chainguard/nginx", path)
     assert ran.code == 0, ran.stderr
     assert path.read_text() == expected.replace(NGINX, f"{NGINX}@{nginx_digest(registry)}")
+
+
+def test_a_huge_yaml_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    text = "services:\n" + "".join(f"  s{i}: {{image: 'nginx:1'}}\n" for i in range(200_000))
+    (path,) = tree(tmp_path, {"compose.yaml": text}).values()
+    ran = run_pin("--check", path)
+    assert ran.code == 2
+    assert f"error: {path}: larger than 4 MiB, too big for a YAML file;" in ran.stderr
