@@ -315,3 +315,24 @@ def test_a_huge_yaml_file_is_an_error_naming_it(tmp_path: Path) -> None:
     ran = run_pin("--check", path)
     assert ran.code == 2
     assert f"error: {path}: larger than 4 MiB, too big for a YAML file;" in ran.stderr
+
+
+def test_a_rewrite_that_would_change_more_than_the_image_writes_nothing(
+    registry: FakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-parse check is in the command's path: a splice gone wrong (simulated here by an
+    edit that also closes the flow mapping early) is an error, and no file is written."""
+    import pinner.pipeline
+    from pinner.rewrite import Edit, edit_for
+
+    def broken(found: Any, new: str) -> Edit | None:
+        edit = edit_for(found, new)
+        return None if edit is None else Edit(edit.start, edit.end, edit.replacement + ", x: y")
+
+    monkeypatch.setattr(pinner.pipeline, "edit_for", broken)
+    paths = tree(tmp_path, {"compose.yaml": COMPOSE, "Dockerfile": f"FROM {PYTHON}\n"})
+    ran = run_pin(*mirror(registry), *paths.values())
+    assert ran.code == 2
+    assert f"{paths['compose.yaml']}: the rewrite breaks the YAML: not valid YAML" in ran.stderr
+    assert paths["compose.yaml"].read_text() == COMPOSE
+    assert paths["Dockerfile"].read_text() == f"FROM {PYTHON}\n"

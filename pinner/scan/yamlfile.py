@@ -318,7 +318,10 @@ def check_rewrite(before: str, after: str, edits: Iterable[Edit]) -> None:
     old_body, base = _body(before)
     new_body, _ = _body(after)
     old = _parsed(lambda: list(yaml.parse(old_body, Loader=_LOADER)))
-    new = _parsed(lambda: list(yaml.parse(new_body, Loader=_LOADER)))
+    try:
+        new = _parsed(lambda: list(yaml.parse(new_body, Loader=_LOADER)))
+    except FileError as e:
+        raise PinError(f"the rewrite breaks the YAML: {e}") from None
     used = 0
     if len(old) != len(new):
         raise PinError("the rewrite changes the YAML's structure")
