@@ -362,14 +362,12 @@ def edits_for(text: str, old: str, new: str) -> Iterator[Edit]:
         ("image: nginx\n", "nginx", "nginx # c"),  # the scalar shrinks to nginx
         ("image: nginx\nb: 1\n", "nginx", "nginx\nc: 2"),  # a new key
         ("image: 'nginx'\n", "nginx", "ng'inx"),  # breaks the quotes
-        ("image: nginx\nother: nginx\n", "b: 1", "b: 2"),  # text outside any image
+        ("image: nginx\nb: 1\n", "b: 1", "b: 2"),  # text outside any image
     ],
 )
 def test_check_rewrite_catches_a_splice_that_changes_more_than_the_image(
     text: str, old: str, new: str
 ) -> None:
-    if old not in text:
-        text += old + "\n"
     edits = list(edits_for(text, old, new))
     after = apply_edits(text, edits)
     with pytest.raises(PinError, match=r"^compose.yaml: .*nothing was written"):

@@ -27,17 +27,17 @@ def spots(document: Node) -> Iterator[Spot]:
                     yield from _image(service, f"{job_path}.services.{service_id}")
             elif key == "steps":
                 for index, step in enumerate(items(value)):
-                    uses = get(step, "uses")
-                    if isinstance(uses, ScalarNode) and uses.value.startswith(_DOCKER):
-                        where = f"{job_path}.steps[{index}].uses"
-                        yield Spot(uses, where, _key_of(step, "uses"), prefix=_DOCKER)
+                    for name, name_node, uses in entries(step):
+                        if name == "uses" and _is_docker(uses):
+                            where = f"{job_path}.steps[{index}].uses"
+                            yield Spot(uses, where, name_node, prefix=_DOCKER)
+
+
+def _is_docker(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.value.startswith(_DOCKER)
 
 
 def _image(node: Node, path: str) -> Iterator[Spot]:
     for key, key_node, value in entries(node):
         if key == "image":
             yield Spot(value, f"{path}.image", key_node)
-
-
-def _key_of(node: Node, name: str) -> Node | None:
-    return next((key_node for key, key_node, _ in entries(node) if key == name), None)
