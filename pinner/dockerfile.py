@@ -165,14 +165,15 @@ def _continues(content: str, escape: str) -> int | None:
 def _line_words(text: str, start: int, *, flags_only: bool) -> list[_Word]:
     """The words after the keyword of the one-line instruction *text*, at offset *start*.
 
-    With *flags_only*, only the leading ``--flags``: all that :func:`_flags` reads.
+    With *flags_only*, only the leading words that start with ``--``: all that :func:`_flags`
+    reads (it stops at ``--`` itself too).
     """
     words: list[_Word] = []
     matches = _WORD_RE.finditer(text)
     next(matches)  # the keyword
     for match in matches:
         word = match.group()
-        if flags_only and (word == "--" or not word.startswith("--")):
+        if flags_only and not word.startswith("--"):
             break
         words.append(_Word(word, range(start + match.start(), start + match.end())))
     return words
