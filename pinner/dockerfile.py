@@ -162,20 +162,25 @@ def _continues(content: str, escape: str) -> int | None:
     return None
 
 
-def _line_words(text: str, start: int, *, flags_only: bool) -> list[_Word]:
-    """The words after the keyword of the one-line instruction *text*, at offset *start*.
+def _keyword(logical: str) -> str:
+    """The first word of an instruction, upper case; empty when there is none."""
+    return logical.lstrip(_BLANKS).split(" ", 1)[0].split("\t", 1)[0].upper()
+
+
+def _words(logical: str, offsets: Sequence[int], *, flags_only: bool) -> list[_Word]:
+    """The words after the keyword of *logical*, whose characters are at *offsets*.
 
     With *flags_only*, only the leading words that start with ``--``: all that :func:`_flags`
     reads (it stops at ``--`` itself too).
     """
     words: list[_Word] = []
-    matches = _WORD_RE.finditer(text)
+    matches = _WORD_RE.finditer(logical)
     next(matches)  # the keyword
     for match in matches:
         word = match.group()
         if flags_only and not word.startswith("--"):
             break
-        words.append(_Word(word, range(start + match.start(), start + match.end())))
+        words.append(_Word(word, offsets[match.start() : match.end()]))
     return words
 
 
@@ -249,9 +254,9 @@ def _heredocs(logical: str, escape: str) -> list[tuple[str, bool]]:
 def _instructions(text: str, lines: _Lines, *, exact: bool) -> Iterator[_Instruction]:
     """The instructions of *text*, in order; heredoc bodies and comments are no instructions.
 
-    Unless *exact*, a line that is a whole instruction takes the fast path (see the module
-    docstring): if it is not one of the instructions that the scanner reads, it is not yielded,
-    and of the others only the words that the scanner reads are split.
+    Unless *exact*, an instruction that the scanner does not read is not yielded, only the
+    words that it reads are split, and a line that is a whole instruction is not walked
+    character by character (see the module docstring).
     """
     first = 1 if text.startswith("\ufeff") else 0
     # A BOM belongs to the first line's bytes but not to its content.
@@ -274,45 +279,49 @@ def _instructions(text: str, lines: _Lines, *, exact: bool) -> Iterator[_Instruc
             ignore_next = _IGNORE_RE.fullmatch(stripped.rstrip(_BLANKS)) is not None
             continue
         lead = len(content) - len(stripped)
+        start_line = index
         if not exact and not stripped.rstrip(_BLANKS).endswith(escape):
             # No continuation: the instruction is this line, its characters consecutive.
-            keyword = stripped.split(" ", 1)[0].split("\t", 1)[0].upper()
-            if keyword in _READ_INSTRUCTIONS:
-                words = _line_words(stripped, base + lead, flags_only=keyword in _FLAGS_ONLY)
-                yield _Instruction(keyword, words, index, ignore_next)
-            ignore_next = False
-            if "<<" in stripped:  # a heredoc marker is a shell word with "<<" in it
-                index = _skip_heredocs(contents, index, _heredocs(stripped, escape))
-            continue
-        chars: list[str] = []
-        offsets: list[int] = []
-        start_line = index
-        part, part_base = content[lead:], base + lead
-        while True:
-            cut = _continues(part, escape)
-            body = part if cut is None else part[:cut]
-            chars.extend(body)
-            offsets.extend(range(part_base, part_base + len(body)))
-            if cut is None or index >= total:
-                break
-            # Continuation: skip comment and empty lines, keep leading blanks.
-            while index < total and (
-                not contents[index].strip(_BLANKS) or _is_comment(contents[index])
-            ):
+            logical: str = stripped
+            at: Sequence[int] = range(base + lead, base + len(content))
+        else:
+            chars: list[str] = []
+            offsets: list[int] = []
+            part, part_base = content[lead:], base + lead
+            while True:
+                cut = _continues(part, escape)
+                body = part if cut is None else part[:cut]
+                chars.extend(body)
+                offsets.extend(range(part_base, part_base + len(body)))
+                if cut is None or index >= total:
+                    break
+                # Continuation: skip comment and empty lines, keep leading blanks.
+                while index < total and (
+                    not contents[index].strip(_BLANKS) or _is_comment(contents[index])
+                ):
+                    index += 1
+                if index >= total:
+                    break
+                part, part_base = contents[index], lines.starts[index]
                 index += 1
-            if index >= total:
-                break
-            part, part_base = contents[index], lines.starts[index]
-            index += 1
-        logical = "".join(chars)
-        words = _split_words(logical, offsets)
-        if not words:
-            continue
-        keyword = words[0].text.upper()
-        instruction = _Instruction(keyword, words[1:], start_line, ignore_next)
+            logical, at = "".join(chars), tuple(offsets)
+            if exact:
+                words = _split_words(logical, offsets)
+                if not words:
+                    continue
+                yield _Instruction(words[0].text.upper(), words[1:], start_line, ignore_next)
+                ignore_next = False
+                index = _skip_heredocs(contents, index, _heredocs(logical, escape))
+                continue
+        keyword = _keyword(logical)
+        if not keyword:
+            continue  # only escapes and blanks: no instruction, as no words in the exact path
+        if keyword in _READ_INSTRUCTIONS:
+            words = _words(logical, at, flags_only=keyword in _FLAGS_ONLY)
+            yield _Instruction(keyword, words, start_line, ignore_next)
         ignore_next = False
-        yield instruction
-        index = _skip_heredocs(contents, index, _heredocs(logical, escape))
+        if "<<" in logical:  # a heredoc marker is a shell word with "<<" in it
+            index = _skip_heredocs(contents, index, _heredocs(logical, escape))
 
 
 def _skip_heredocs(contents: list[str], index: int, heredocs: list[tuple[str, bool]]) -> int:

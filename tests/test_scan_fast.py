@@ -50,6 +50,8 @@ def test_golden_file(name: str) -> None:
 @example("# escape=`\nFROM a\\\nFROM b`\n:1\n")  # with ` as escape, \ is a plain character
 @example("FROM a\nRUN cat <<EOF\nFROM b\nEOF\nFROM c\n")  # heredoc bodies are no instructions
 @example("FROM a\nONBUILD COPY <<-EOF /x\nFROM b\n\tEOF\nFROM c\n")
+@example("FROM a\nRUN \\\n  cat <<EOF\nFROM b\nEOF\nFROM c\n")  # continued, then a heredoc
+@example("# pin: ignore\n \\\n\nFROM a\n")  # an escape alone is no instruction
 @example("FROM a\nRUN echo '<<EOF'\nFROM b\nRUN x <<<y\nFROM c\n")  # quoted, here-string
 @example('FROM a\nRUN ["sh", "<<EOF"]\nFROM b\n')  # the JSON form has no heredocs
 @example("COPY -- --from=a / /\nCOPY --link --from=b --from=c / /\nADD --FROM=d x y\n")
