@@ -6,7 +6,10 @@ stdout carries data (diffs, JSON, the history table); stderr carries what people
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -15,13 +18,15 @@ from typing import Annotated, Any
 import typer
 
 from pinner.errors import PinError, UsageError
-from pinner.limits import REQUEST_TIMEOUT
+from pinner.filters import parse_prefix
+from pinner.limits import MAX_TIMEOUT, MIN_TIMEOUT, REQUEST_TIMEOUT
 from pinner.pipeline import Options, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
-from pinner.timestamps import parse_duration, parse_when
+from pinner.signals import Interrupted, interrupting
+from pinner.timestamps import parse_duration, parse_timeout, parse_when
 
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
 def _version(value: bool) -> None:
@@ -32,24 +37,41 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _colour() -> bool:
-    """Colour on a terminal only; NO_COLOR (no-color.org) and FORCE_COLOR override."""
+def _colour(choice: bool | None, stream: Any) -> bool:
+    """Colour for *stream*: --color/--no-color, else NO_COLOR (no-color.org) and FORCE_COLOR,
+    else only on a terminal that is not TERM=dumb."""
+    if choice is not None:
+        return choice
     if os.environ.get("FORCE_COLOR"):
         return True
-    if os.environ.get("NO_COLOR"):
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    return sys.stderr.isatty()
+    return bool(stream.isatty())
 
 
 def _say(line: str, colour: bool) -> None:
     fg = None
     if line.startswith("error:"):
         fg = "red"
+    elif line.startswith("warning:"):
+        fg = "yellow"
     elif " -> " in line or " would become " in line:
         fg = "green"
     elif ": skipped " in line or " is not pinned" in line:
         fg = "yellow"
-    typer.secho(line, err=True, fg=fg, color=colour)
+    _err(line, fg=fg, colour=colour)
+
+
+# C0 controls, DEL and C1 controls: ESC, CSI (\x9b), BEL, CR, backspace... A file name, an
+# image or a registry's answer holding them could move the cursor, rewrite what the user
+# sees, or set the terminal's title; printed as \x1b they are plain text.
+_CONTROLS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _err(line: str, *, fg: str | None = None, colour: bool = False) -> None:
+    """Print one line for people on stderr: every line pin prints there goes through here."""
+    safe = _CONTROLS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
+    typer.secho(safe, err=True, fg=fg, color=colour)
 
 
 class _ProgressBar:
@@ -85,10 +107,11 @@ class _ProgressBar:
     " something, 2 error.",
 )
 def pin(
+    ctx: typer.Context,
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="PATH",
+            metavar="[PATH]...",
             help="Dockerfiles, or directories to search for them. Default: the current directory.",
             show_default=False,
         ),
@@ -122,7 +145,11 @@ def pin(
     ] = None,
     digest_only: Annotated[
         bool,
-        typer.Option("--digest-only", help="Write name@sha256:... instead of name:tag@sha256:..."),
+        typer.Option(
+            "--digest-only",
+            envvar="PIN_DIGEST_ONLY",
+            help="Write name@sha256:... instead of name:tag@sha256:...",
+        ),
     ] = False,
     verify: Annotated[
         bool,
@@ -161,6 +188,7 @@ def pin(
         typer.Option(
             "--mirror",
             metavar="HOST=URL",
+            envvar="PIN_MIRROR",
             help="Send requests for registry HOST to URL (repeatable). http:// only on loopback.",
         ),
     ] = None,
@@ -169,6 +197,7 @@ def pin(
         typer.Option(
             "--only",
             metavar="PREFIX",
+            envvar="PIN_ONLY",
             help="Pin only images under this registry or repository prefix (repeatable),"
             " e.g. cgr.dev or docker.io/library.",
         ),
@@ -176,26 +205,45 @@ def pin(
     exclude: Annotated[
         list[str] | None,
         typer.Option(
-            "--exclude", metavar="PREFIX", help="Leave images under this prefix alone (repeatable)."
+            "--exclude",
+            metavar="PREFIX",
+            envvar="PIN_EXCLUDE",
+            help="Leave images under this prefix alone (repeatable).",
         ),
     ] = None,
     skip_no_history: Annotated[
         bool,
         typer.Option(
             "--skip-no-history",
+            envvar="PIN_SKIP_NO_HISTORY",
             help="With --before, leave images whose registry keeps no tag history alone"
             " instead of failing.",
         ),
     ] = False,
     timeout: Annotated[
-        float,
+        str,
         typer.Option(
-            "--timeout", metavar="SECONDS", min=0.1, help="Timeout of each registry request."
+            "--timeout",
+            metavar="SECONDS",
+            envvar="PIN_TIMEOUT",
+            help="Seconds each registry request may take in all (connecting, headers, body).",
         ),
-    ] = REQUEST_TIMEOUT,
+    ] = str(REQUEST_TIMEOUT),
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show each registry request and its outcome.")
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="Print errors, warnings and failed checks only."),
+    ] = False,
+    color: Annotated[
+        bool | None,
+        typer.Option(
+            "--color/--no-color",
+            help="Colour the output. Default: on a terminal, unless NO_COLOR or TERM=dumb.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -204,68 +252,104 @@ def pin(
     ] = False,
 ) -> None:
     """Pin the base images of Dockerfiles to immutable @sha256: digests."""
-    colour = _colour()
+    colour = _colour(color, sys.stderr)  # for errors; _print decides per stream
     progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
+    report: Report | None = None
 
     def log(message: str) -> None:
-        typer.echo(message, err=True)
+        _err(message)
 
-    try:
-        if (verify or max_age) and (update or before):
-            raise UsageError(
-                "--verify and --max-age check existing pins; not with --update or --before"
-            )
-        options = Options(
-            paths=_paths(paths or ["."]) if history is None else (),
-            update=update,
-            cutoff=parse_when(before) if before is not None else None,
-            check=check,
-            diff=diff,
-            digest_only=digest_only,
-            verify=verify,
-            max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
-            mirrors=mirrors_from(mirror or []),
-            only=tuple(p.lower() for p in only or []),
-            exclude=tuple(p.lower() for p in exclude or []),
-            skip_no_history=skip_no_history,
-            timeout=timeout,
-            log=log if verbose else None,
-            progress=progress,
-        )
-        if history is not None:
-            if paths:
-                raise UsageError("--history takes an image, not files")
-            _show_history(history, options, limit, json_output)
-            raise typer.Exit(0)
-    except PinError as e:
-        if json_output and history is None:
-            typer.echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
-        typer.secho(f"error: {e}", err=True, fg="red", color=colour)
-        raise typer.Exit(2) from None
-    try:
-        report = run(options)
-    except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
-        if verbose:
-            raise
-        typer.secho(
-            f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
-            " run again with -v for the traceback and please report it)",
-            err=True,
-            fg="red",
-            color=colour,
-        )
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        # Files are written only after everything resolved, so an interrupt leaves them as
-        # they were. Exit 130 (SIGINT), not click's 1, which means "--check found changes".
-        typer.echo("pin: interrupted; nothing was written", err=True)
-        raise typer.Exit(130) from None
-    finally:
-        if progress is not None:
-            progress.close()
-    _print(report, diff=diff, json_output=json_output, colour=colour)
+    with interrupting():
+        try:
+            try:
+                configured = _configured(ctx)
+                mirror = configured.get("mirror", mirror)
+                only = configured.get("only", only)
+                exclude = configured.get("exclude", exclude)
+                digest_only = configured.get("digest_only", digest_only)
+                skip_no_history = configured.get("skip_no_history", skip_no_history)
+                timeout = configured.get("timeout", timeout)
+                if (verify or max_age) and (update or before):
+                    raise UsageError(
+                        "--verify and --max-age check existing pins; not with --update or --before"
+                    )
+                options = Options(
+                    paths=_paths(paths or ["."]) if history is None else (),
+                    update=update,
+                    cutoff=parse_when(before) if before is not None else None,
+                    check=check,
+                    diff=diff,
+                    digest_only=digest_only,
+                    verify=verify,
+                    max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
+                    mirrors=mirrors_from(mirror or []),
+                    only=tuple(parse_prefix(p, "--only") for p in only or []),
+                    exclude=tuple(parse_prefix(p, "--exclude") for p in exclude or []),
+                    skip_no_history=skip_no_history,
+                    # Read here, not by click: "nan" and "inf" pass click's float range, and a
+                    # usage error of ours gets a --json document. The config file gives a number.
+                    timeout=parse_timeout(str(timeout), MIN_TIMEOUT, MAX_TIMEOUT),
+                    log=log if verbose else None,
+                    progress=progress,
+                )
+                if history is not None:
+                    if paths:
+                        raise UsageError("--history takes an image, not files")
+                    _show_history(history, options, limit, json_output)
+                    raise typer.Exit(0)
+            except PinError as e:
+                if json_output and history is None:
+                    typer.echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
+                _err(f"error: {e}", fg="red", colour=colour)
+                raise typer.Exit(2) from None
+            try:
+                report = run(options)
+            except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
+                if verbose:
+                    raise
+                _err(
+                    f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
+                    " run again with -v for the traceback and please report it)",
+                    fg="red",
+                    colour=colour,
+                )
+                raise typer.Exit(2) from None
+            finally:
+                if progress is not None:
+                    progress.close()
+            _print(report, diff=diff, json_output=json_output, colour=color, quiet=quiet)
+        except KeyboardInterrupt as e:
+            # Exit 128 + the signal's number as a shell reports it (130 for Ctrl-C), not
+            # click's 1, which means "--check found changes". pinner.write renames a set of
+            # files completely or not at all, so report.written says which it was.
+            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+            # After SIGHUP the terminal may be gone: the exit code still says what happened.
+            with contextlib.suppress(OSError):
+                if report is None:
+                    report = Report(check=check, interrupted=signum)
+                    if json_output and history is None:
+                        typer.echo(report.to_json())
+                    for line in report.summary():
+                        _err(line)
+                else:
+                    done = "the files were written" if report.written else "nothing was written"
+                    _err(f"pin: interrupted ({signal.Signals(signum).name}); {done}")
+            raise typer.Exit(128 + signum) from None
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
+
+
+def _configured(ctx: typer.Context) -> dict[str, Any]:
+    """The settings of the configuration file that neither a flag nor PIN_* overrides."""
+    from pathlib import Path
+
+    from pinner.config import defaults
+
+    def unset(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is None or source.name == "DEFAULT"
+
+    return {name: value for name, value in defaults(Path.cwd()).items() if unset(name)}
 
 
 def _paths(paths: list[str]) -> tuple[str, ...]:
@@ -277,19 +361,45 @@ def _paths(paths: list[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _print(report: Report, *, diff: bool, json_output: bool, colour: bool) -> None:
+def _print(
+    report: Report, *, diff: bool, json_output: bool, colour: bool | None, quiet: bool
+) -> None:
     if json_output:
         typer.echo(report.to_json())
     elif diff and not report.errors:
+        coloured = _colour(colour, sys.stdout)
         for outcome in report.files:
             if outcome.changed:
-                typer.echo(unified_diff(outcome), nl=False)
+                text = unified_diff(outcome)
+                typer.echo(_coloured_diff(text) if coloured else text, nl=False)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The runner reads workflow commands from stderr too; stdout stays pure data.
         for line in report.annotations():
-            typer.echo(line, err=True)
-    for line in report.summary():
-        _say(line, colour)
+            _err(line)
+    for line in report.summary(quiet=quiet):
+        _say(line, _colour(colour, sys.stderr))
+
+
+_DIFF_COLOURS = ((b"+++", b"1"), (b"---", b"1"), (b"@@", b"36"), (b"+", b"32"), (b"-", b"31"))
+
+
+# In a diff shown on a terminal, the file's own control characters are escaped as on
+# stderr, but for a tab and the CR of a CRLF line end; and a byte 0x80-0x9f that is not
+# UTF-8 (a surrogate here), which an 8-bit terminal takes as a C1 control.
+_DIFF_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udc9f]|\r(?!\Z)")
+
+
+def _coloured_diff(diff: bytes) -> bytes:
+    """git's colours: headers bold, hunks cyan, additions green, removals red."""
+    lines = []
+    for line in diff.split(b"\n"):  # \n only: a diff line may hold a lone \r
+        code = next((c for prefix, c in _DIFF_COLOURS if line.startswith(prefix)), None)
+        text = _DIFF_CONTROLS_RE.sub(
+            lambda m: f"\\x{ord(m.group()) & 0xFF:02x}", line.decode("utf-8", "surrogateescape")
+        )
+        line = text.encode("utf-8", "surrogateescape")
+        lines.append(line if code is None else b"\x1b[" + code + b"m" + line + b"\x1b[0m")
+    return b"\n".join(lines)
 
 
 def _show_history(image: str, options: Options, limit: int, json_output: bool) -> None:
@@ -298,13 +408,35 @@ def _show_history(image: str, options: Options, limit: int, json_output: bool) -
     from pinner.pipeline import age, history
 
     listing = history(image, options, limit)
+    pinned, digest = listing.pinned, listing.digest
     if json_output:
         builds = [{"published": b.published, "digest": b.digest} for b in listing.builds]
-        typer.echo(json.dumps({"version": 1, "image": image, "builds": builds}, indent=2))
+        document: dict[str, Any] = {"version": 1, "image": image, "builds": builds}
+        if digest is not None and pinned is None:
+            document["pinned"] = None  # the digest is not in the tag's history
+        elif pinned is not None:
+            document["pinned"] = {
+                "published": pinned.published,
+                "digest": pinned.digest,
+                "behind": listing.behind,
+            }
+        typer.echo(json.dumps(document, indent=2))
         return
     typer.echo(f"{'BUILT':<30}  {'DIGEST':<71}  AGE")
     for build in listing.builds:
-        typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}")
+        mark = "  <- pinned" if build == pinned else ""
+        typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}{mark}")
+    if digest is None:
+        return
+    if pinned is None:
+        _err(f"pin: {digest} is not in this tag's history")
+    elif listing.behind == 0:
+        _err(f"pin: the pin is the newest build ({pinned.published})")
+    else:
+        _err(
+            f"pin: the pin is {listing.behind} build{'s' if listing.behind != 1 else ''} behind"
+            f" the newest (built {pinned.published}, {age(pinned.ns)} ago)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,15 +36,19 @@ import contextlib
 import json
 import os
 import re
+import selectors
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pinner.errors import AuthError, FileError
-from pinner.limits import HELPER_TIMEOUT
+from pinner.files import read_regular, size_text
+from pinner.limits import HELPER_TIMEOUT, MAX_CONFIG_BYTES, MAX_HELPER_OUTPUT_BYTES
 
 HELPER_TIMEOUT_SECONDS = HELPER_TIMEOUT
 
@@ -108,6 +112,11 @@ def _docker_configs(env: Mapping[str, str]) -> Iterator[_Config]:
     does not matter once an earlier source answered."""
     inline = env.get("DOCKER_AUTH_CONFIG")
     if inline:
+        if len(inline.encode("utf-8", "surrogateescape")) > MAX_CONFIG_BYTES:
+            raise FileError(
+                f"DOCKER_AUTH_CONFIG: larger than {size_text(MAX_CONFIG_BYTES)}, too big for a"
+                " registry config; fix or unset it"
+            )
         yield _decode_config(inline, "DOCKER_AUTH_CONFIG", "fix or unset it")
     path = _docker_config_path(env)
     if path is not None:
@@ -150,13 +159,15 @@ def _podman_auth_paths(env: Mapping[str, str]) -> list[Path]:
 
 
 def _read_config(path: Path) -> _Config | None:
-    """The decoded config at *path*, or None when there is no such file."""
+    """The decoded config at *path*, or None when there is no such file.
+
+    A FIFO or a link to /dev/zero is refused, as is a file over MAX_CONFIG_BYTES: reading
+    either would hang pin or fill its memory.
+    """
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_CONFIG_BYTES, "a registry config", "fix or remove it")
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as e:
-        raise FileError(f"{path}: cannot be read ({e.strerror})") from e
     text: str | None = None
     # Raised below, not from here: a UnicodeDecodeError keeps the file's bytes.
     with contextlib.suppress(UnicodeDecodeError):
@@ -169,10 +180,15 @@ def _read_config(path: Path) -> _Config | None:
 def _decode_config(text: str, origin: str, remedy: str) -> _Config:
     position: tuple[int, int] | None = None
     data: object = None
+    too_deep = False
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         position = (e.lineno, e.colno)  # e.doc is the whole file, secrets included
+    except RecursionError:  # [[[[... a thousand levels deep: Python's json gives up
+        too_deep = True
+    if too_deep:
+        raise FileError(f"{origin}: JSON nested too deeply to be a registry config; {remedy}")
     if position is not None:
         line, column = position
         raise FileError(f"{origin}: not valid JSON (line {line}, column {column}); {remedy}")
@@ -368,29 +384,16 @@ def _ask_helper(
     executable = shutil.which(program, path=env.get("PATH", os.defpath))
     if executable is None:
         raise AuthError(f"{helper} is not installed or not on PATH")
-    completed: subprocess.CompletedProcess[bytes] | None = None
-    try:
-        completed = subprocess.run(
-            [executable, "get"],
-            input=_server_address(host).encode(),
-            capture_output=True,
-            env=dict(env),
-            timeout=HELPER_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pass  # raised below, outside this block: the exception keeps the helper's output
-    except OSError as e:
-        raise AuthError(f"{helper} could not be run ({e.strerror})") from e
-    if completed is None:
+    code, stdout, stderr = _run_helper([executable, "get"], _server_address(host), env, helper)
+    if code is None:
         raise AuthError(f"{helper} did not answer for {host} within {HELPER_TIMEOUT_SECONDS:g} s")
-    if completed.returncode != 0:
-        output = (completed.stdout + completed.stderr).decode("utf-8", "replace")
+    if code != 0:
+        output = (stdout + stderr).decode("utf-8", "replace")
         if _NOT_FOUND_TEXT in output.lower():
             return None
         # The helper's output is not quoted: it may echo the credential.
-        raise AuthError(f"{helper} failed for {host} (exit code {completed.returncode})")
-    answer = _helper_answer(completed.stdout)
+        raise AuthError(f"{helper} failed for {host} (exit code {code})")
+    answer = _helper_answer(stdout)
     if answer is None:
         raise AuthError(f"{helper} gave an answer for {host} that is not the expected JSON")
     username, secret = answer
@@ -400,6 +403,67 @@ def _ask_helper(
     if username == _TOKEN_USERNAME:
         return Credential("identity_token", None, secret, source)
     return Credential("basic", username, secret, source)
+
+
+def _run_helper(
+    argv: list[str], server: str, env: Mapping[str, str], helper: str
+) -> tuple[int | None, bytes, bytes]:
+    """Run a credential helper: its exit code (None when it took too long), stdout and stderr.
+
+    It runs in a session of its own, so that when it takes too long, or prints more than
+    MAX_HELPER_OUTPUT_BYTES, it is killed together with every process it started: a shell
+    script's children would otherwise outlive it. Its output is read as it comes, capped.
+    """
+    deadline = time.monotonic() + HELPER_TIMEOUT_SECONDS
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise AuthError(f"{helper} could not be run ({e.strerror})") from None
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    outputs = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
+    finished = False
+    try:
+        with contextlib.suppress(BrokenPipeError):  # a helper need not read what it is sent
+            process.stdin.write(server.encode())
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+        with selectors.DefaultSelector() as selector:
+            for fd in outputs:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map() and (remaining := deadline - time.monotonic()) > 0:
+                for key, _ in selector.select(remaining):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                    outputs[key.fd] += chunk
+                    if len(outputs[key.fd]) > MAX_HELPER_OUTPUT_BYTES:
+                        raise AuthError(
+                            f"{helper} printed more than {size_text(MAX_HELPER_OUTPUT_BYTES)};"
+                            " check the helper"
+                        )
+            timed_out = bool(selector.get_map())
+        if not timed_out:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, deadline - time.monotonic()))
+        finished = process.returncode is not None
+    finally:
+        if not finished:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # its session's group: pgid == pid
+            process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            stream.close()
+    if not finished:
+        return None, b"", b""
+    stdout, stderr = (bytes(output) for output in outputs.values())
+    return process.returncode, stdout, stderr
 
 
 def _helper_answer(stdout: bytes) -> tuple[str, str] | None:

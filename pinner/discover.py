@@ -3,6 +3,10 @@
 Inside a git work tree, what git ignores is skipped (``git ls-files --exclude-standard``
 answers that with git's own rules, nested .gitignore files and all); elsewhere the
 tree is walked, skipping ``.git``.
+
+Only regular files (or links to them) are taken from a directory, as black takes only
+files: a FIFO, a socket or a link to ``/dev/zero`` that happens to be named ``Dockerfile``
+is passed over silently. Named on the command line, it is read, and refused there.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ def _below(folder: str) -> Iterator[str]:
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d != ".git")
         for name in names:
-            if is_dockerfile(name):
-                yield os.path.normpath(os.path.join(root, name))
+            path = os.path.join(root, name)
+            if is_dockerfile(name) and os.path.isfile(path):
+                yield os.path.normpath(path)
 
 
 def _git_files(folder: str) -> list[str] | None:

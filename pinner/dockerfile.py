@@ -88,6 +88,9 @@ class Skipped:
     line: int
     where: str
     reason: str
+    # Not a reference BuildKit accepts (``alpine@sha256:abc``, ``Python:3``): the build
+    # fails on it, so pin reports an error, where other skips are a choice to leave it alone.
+    malformed: bool = False
 
 
 @dataclass(frozen=True)
@@ -426,7 +429,11 @@ class _Scanner:
         try:
             reference = parse_reference(word.text)
         except ReferenceError_ as e:
-            self.skipped.append(Skipped(word.text, line, where, f"not an image reference ({e})"))
+            # Quotes are removed by BuildKit's shell lexer before it parses the name, so a
+            # quoted word may be valid there; it is left alone rather than called malformed.
+            quoted = any(c in word.text for c in "'\"\\`")
+            reason = f"not an image reference ({e})"
+            self.skipped.append(Skipped(word.text, line, where, reason, malformed=not quoted))
             return
         self.found.append(Found(word.text, reference, line, where, tuple(word.offsets)))
 

@@ -7,7 +7,9 @@
     └── RegistryError        a registry could not give a trustworthy answer
         ├── AuthError        401/403, a bad token answer, a credential that cannot be used
         ├── NotFoundError    404: unknown repository or tag
-        └── NoBuildError     the history has no build at or before the cut-off
+        ├── NoBuildError     the history has no build at or before the cut-off
+        └── UnreachableError the registry cannot be used at all (network, TLS): reported
+                             once per registry, not once per image
 
 Transport errors from httpx are translated into these at the resolver boundary
 (``raise RegistryError(...) from e``), so nothing above it ever sees httpx.
@@ -46,3 +48,17 @@ class NotFoundError(RegistryError):
 
 class NoBuildError(RegistryError):
     """The tag history has no build at or before the requested cut-off."""
+
+    def __init__(self, message: str, oldest_ns: int | None = None) -> None:
+        super().__init__(message)
+        self.oldest_ns = oldest_ns  # when the tag's oldest build was published, if any
+
+
+class UnreachableError(RegistryError):
+    """No request to ``registry`` can succeed in this run: its name does not resolve, it
+    refuses or drops connections, it does not answer in time, its certificate does not
+    verify. Nothing more is asked of it, and the run reports it once."""
+
+    def __init__(self, message: str, registry: str = "") -> None:
+        super().__init__(message)
+        self.registry = registry

@@ -3,22 +3,29 @@
 The endpoint answers ``{"history": [{"updateTimestamp": ..., "digest": ...}, ...]}``.
 Early responses used ``UpdateTimestamp``/``Digest``. The documented order is oldest
 first, but the docs themselves mislabel which end is newest, so nothing here
-relies on order: every choice is made by timestamp.
+relies on order: every choice is made by timestamp, and between builds with the same
+timestamp by digest (:func:`newest_first`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pinner.errors import RegistryError
+from pinner.limits import MAX_FUTURE_SKEW_NS
 from pinner.reference import is_sha256_digest
 from pinner.timestamps import parse_rfc3339
 
 
 @dataclass(frozen=True, order=True)
 class Build:
-    """One entry of a tag's history: the tag pointed at ``digest`` from ``ns`` on."""
+    """One entry of a tag's history: the tag pointed at ``digest`` from ``ns`` on.
+
+    Ordered by (timestamp, digest, spelling of the timestamp): a total order, so that a
+    choice among builds never depends on the order a registry listed them in.
+    """
 
     ns: int
     digest: str
@@ -49,3 +56,26 @@ def parse_history(body: bytes) -> list[Build]:
             raise RegistryError(f"the tag history has an invalid timestamp {repr(stamp)[:80]}")
         builds.append(Build(ns, digest, stamp))
     return builds
+
+
+def newest_first(builds: Iterable[Build]) -> list[Build]:
+    """Each build once, newest first. Of two builds with the same timestamp, the one whose
+    digest sorts last comes first: an arbitrary rule, but the same on every run (a set's order
+    changes with PYTHONHASHSEED, and a registry's listing order is not documented)."""
+    return sorted(set(builds), reverse=True)
+
+
+def refuse_future(builds: Iterable[Build], now_ns: int) -> None:
+    """RegistryError if a build is dated more than MAX_FUTURE_SKEW_NS past *now_ns*.
+
+    Such a build would be "the newest" until that date, and so pinned by every run: a history
+    that claims one is wrong (or this machine's clock is), and neither can be trusted to
+    choose a digest. Skipping the entry instead would pin silently around bad data.
+    """
+    limit = now_ns + MAX_FUTURE_SKEW_NS
+    for build in builds:
+        if build.ns > limit:
+            raise RegistryError(
+                f"the tag history has a build dated {build.published}, more than a day after"
+                " this machine's clock; refusing the history (check this machine's clock)"
+            )

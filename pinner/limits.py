@@ -7,14 +7,26 @@ limit a user may change has a command-line option whose default is the value her
 from __future__ import annotations
 
 # -- time ------------------------------------------------------------------------------------
-#: Default of --timeout: seconds one registry request may take.
+#: Default of --timeout: seconds one registry request may take, all of it: connecting, the
+#: TLS handshake, the headers, every redirect and the whole body.
 REQUEST_TIMEOUT = 10.0
-#: Attempts per request: the first and up to 3 retries (429, 5xx, a dropped connection).
+#: The --timeout accepted: at least MIN_TIMEOUT; at most MAX_TIMEOUT, for a bound must be one.
+MIN_TIMEOUT = 0.1
+MAX_TIMEOUT = 3600.0
+#: Attempts per request: the first and up to 3 retries (429, 5xx, a timeout, a refused,
+#: reset or dropped connection). Never retried: a name that does not resolve, a certificate
+#: that does not verify, a 4xx other than 429, too many redirects, a body over its cap.
 ATTEMPTS = 4
 #: Seconds before the first retry, doubled for each next one (with jitter).
 BACKOFF = 0.5
 #: Cap on any one wait between attempts, a registry's Retry-After included.
 MAX_RETRY_WAIT = 20.0
+#: Redirects followed for one request: Go's net/http stops at 10, and so do Docker and
+#: containerd, which use it.
+MAX_REDIRECTS = 10
+#: How far past this machine's clock a build in a tag history may be dated (clocks disagree)
+#: before the history is refused as untrustworthy: nanoseconds, one day.
+MAX_FUTURE_SKEW_NS = 86400 * 1_000_000_000
 #: Seconds a credential helper (docker-credential-NAME get) may take.
 HELPER_TIMEOUT = 10.0
 
@@ -23,11 +35,27 @@ HELPER_TIMEOUT = 10.0
 CONCURRENCY = 8
 
 # -- sizes -----------------------------------------------------------------------------------
+# Every body is read as it streams, counted after decompression, and refused past its cap.
 #: A manifest or index read on the GET fallback: the limit the distribution spec suggests.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: One page of a tag history: 1,000 entries of ~110 bytes each compact (~230 pretty-printed)
+#: are ~0.1-0.25 MB; 2 MiB leaves room for fields Chainguard may add.
+MAX_HISTORY_PAGE_BYTES = 2 * 1024 * 1024
+#: A token service's answer: a JWT is a few KiB (Docker Hub's ~1-4 KiB, GCR's and ECR's less).
+MAX_TOKEN_BYTES = 64 * 1024
+#: An error answer (4xx/5xx) is read only for its distribution error code; the rest is dropped.
+MAX_ERROR_BODY_BYTES = 16 * 1024
 
 # -- Chainguard's tag history ----------------------------------------------------------------
 #: The history API's documented response limit: entries per answer.
 HISTORY_PAGE_ENTRIES = 1000
 #: Pages read for one window before giving up.
 HISTORY_MAX_PAGES = 60
+
+# -- files -----------------------------------------------------------------------------------
+#: A Dockerfile larger than this is an error naming it (real ones are a few KiB).
+MAX_DOCKERFILE_BYTES = 4 * 1024 * 1024
+#: A Docker config.json, a containers auth.json, DOCKER_AUTH_CONFIG, or a .pin.toml.
+MAX_CONFIG_BYTES = 1024 * 1024
+#: What a credential helper prints on stdout or on stderr (its answer is a small JSON object).
+MAX_HELPER_OUTPUT_BYTES = 1024 * 1024

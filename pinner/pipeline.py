@@ -2,8 +2,7 @@
 
 All or nothing: every reference is resolved before any file is touched, and a
 single failure (or a failed ``--verify``/``--max-age`` check) means no file is
-written. Files are then written atomically (a temporary file in the same folder,
-renamed over the original, its mode kept).
+written. Then :mod:`pinner.write` writes the changed files, all or none of them.
 
 The offline path (``--check`` in the default mode) never imports the resolvers,
 and so never imports httpx or asyncio: a pre-commit hook starts fast and works
@@ -14,17 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinner.dockerfile import Found, scan
-from pinner.errors import FileError, PinError
-from pinner.limits import CONCURRENCY, REQUEST_TIMEOUT
+from pinner.errors import FileError, NoBuildError, PinError, UnreachableError
+from pinner.files import read_regular
+from pinner.filters import Prefix
+from pinner.limits import CONCURRENCY, MAX_DOCKERFILE_BYTES, REQUEST_TIMEOUT
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
 from pinner.timestamps import NS, Cutoff
@@ -53,8 +51,8 @@ class Options:
     verify: bool = False
     max_age: int | None = None  # nanoseconds
     mirrors: tuple[tuple[str, str], ...] = ()
-    only: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    only: tuple[Prefix, ...] = ()
+    exclude: tuple[Prefix, ...] = ()
     skip_no_history: bool = False
     timeout: float = REQUEST_TIMEOUT
     concurrency: int = CONCURRENCY
@@ -66,10 +64,13 @@ class Options:
         return self.update or self.cutoff is not None
 
     @property
+    def audit(self) -> bool:
+        """--verify or --max-age: report on the pins as they are; such a run writes nothing."""
+        return self.verify or self.max_age is not None
+
+    @property
     def needs_network(self) -> bool:
-        return (
-            self.refresh or self.diff or not self.check or self.verify or self.max_age is not None
-        )
+        return self.refresh or self.diff or not self.check or self.audit
 
 
 @dataclass(frozen=True)
@@ -99,20 +100,13 @@ class _Audit:
 
 def _read(path: str) -> _Source:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular(path, MAX_DOCKERFILE_BYTES, "a Dockerfile", "leave it out of the run")
     except FileNotFoundError:
         raise FileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FileError(f"{path}: is a directory") from None
-    except OSError as e:
-        raise FileError(f"{path}: cannot read it ({e.strerror})") from None
+    except NotADirectoryError:
+        raise FileError(f"{path}: no such file (a part of its path is not a folder)") from None
     # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
     return _Source(path, data, data.decode("utf-8", "surrogateescape"))
-
-
-def _matches(prefixes: Iterable[str], found: Found) -> bool:
-    full = f"{found.reference.registry}/{found.reference.repository}"
-    return any(full == p or full.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
@@ -159,13 +153,15 @@ def run(options: Options) -> Report:
     report.errors.extend(message for _, message in sorted(results.errors))
     if report.errors:
         return report
-    report.entries.extend(results.audited)
+    report.entries.extend(results.entries)
     report.files = _rewrite(sources, targets, results.resolutions, options, report)
     if report.errors:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
-    if not options.check and not options.diff and not report.findings:
-        _write_all([o for o in report.files if o.changed], report)
+    if not (options.check or options.diff or options.audit):
+        from pinner.write import write_all
+
+        write_all([o for o in report.files if o.changed], report)
     return report
 
 
@@ -175,9 +171,17 @@ def _plan(
     """Decide, for every reference, whether it is resolved, audited, skipped or left alone."""
     targets: list[_Target] = []
     audits: list[_Audit] = []
+    used: set[Prefix] = set()  # the filters that matched some reference
+    filtered = False  # whether any reference met the filters at all
     for source in sources:
         result = scan(source.text)
         for skipped in result.skipped:
+            if skipped.malformed:
+                report.errors.append(
+                    f"{source.path}:{skipped.line}: {skipped.reason};"
+                    " docker build refuses it too: fix the reference"
+                )
+                continue
             report.entries.append(
                 Entry(
                     source.path,
@@ -190,11 +194,14 @@ def _plan(
             )
         for found in result.found:
             ref = found.reference
-            if options.only and not _matches(options.only, found):
-                continue
-            if options.exclude and _matches(options.exclude, found):
-                continue
-            if ref.digest is not None and (options.verify or options.max_age is not None):
+            if options.only or options.exclude:
+                filtered = True
+                only = [p for p in options.only if p.matches(ref)]
+                exclude = [p for p in options.exclude if p.matches(ref)]
+                used.update(only, exclude)
+                if (options.only and not only) or exclude:
+                    continue
+            if ref.digest is not None and options.audit:
                 entry = _entry(source, found, "unchanged", audited=True)
                 audits.append(_Audit(source, found, entry))
                 continue
@@ -206,7 +213,7 @@ def _plan(
                 report.entries.append(_entry(source, found, "skipped", reason=reason))
                 continue
             if options.cutoff is not None and ref.registry != CHAINGUARD:
-                if options.skip_no_history:
+                if options.skip_no_history or options.cutoff.cooldown:
                     reason = f"{ref.registry} keeps no tag history for --before"
                     report.entries.append(_entry(source, found, "skipped", reason=reason))
                     continue
@@ -218,7 +225,27 @@ def _plan(
                 continue
             key = (ref.registry, ref.repository, ref.effective_tag)
             targets.append(_Target(source, found, key))
+    if filtered:
+        _unused_filters(options, used, report)
     return targets, audits
+
+
+def _unused_filters(options: Options, used: set[Prefix], report: Report) -> None:
+    """A filter that matched none of the images found is most likely a typo: say so. When --only
+    let no image through at all, a check checked nothing: that fails it, so that a typo cannot
+    turn CI green. (Files without any image say nothing: a pre-commit batch may be such.)"""
+    only = options.only
+    if options.check and only and not used.intersection(only):
+        names = " ".join(p.text for p in only)
+        report.errors.append(
+            f"--only {names} matched no image in the files read, so nothing was checked;"
+            " check the spelling"
+        )
+        only = ()
+    for option, prefixes in (("--only", only), ("--exclude", options.exclude)):
+        for prefix in prefixes:
+            if prefix not in used:
+                report.warnings.append(f"{option} {prefix.text} matched no image in the files read")
 
 
 class _Once:
@@ -238,14 +265,14 @@ class _Once:
 @dataclass
 class _Results:
     resolutions: dict[_Key, Resolution] = field(default_factory=dict)
-    audited: list[Entry] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)  # audited, or skipped by a cooldown
     errors: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # (place, message)
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
-    import asyncio
+    from pinner.signals import run_async
 
-    return asyncio.run(_resolve_async(targets, audits, options))
+    return run_async(_resolve_async(targets, audits, options))
 
 
 async def _resolve_async(
@@ -288,10 +315,14 @@ async def _registry_client(options: Options) -> AsyncIterator[RegistryClient]:
         verify=trusted_certificates(),
         timeout=httpx.Timeout(options.timeout),
         limits=httpx.Limits(max_connections=options.concurrency * 2),
-        follow_redirects=True,  # httpx drops Authorization on a redirect to another origin
-        headers={"User-Agent": _user_agent()},
+        # Redirects are followed by the transport, which bounds them; gzip is the only
+        # encoding it inflates (with a cap), so it is the only one asked for.
+        follow_redirects=False,
+        headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip"},
     ) as http:
-        yield RegistryClient(http, mirrors=dict(options.mirrors), log=options.log)
+        yield RegistryClient(
+            http, mirrors=dict(options.mirrors), log=options.log, timeout=options.timeout
+        )
 
 
 @dataclass
@@ -304,7 +335,7 @@ class _Work:
     options: Options
     once: _Once = field(default_factory=_Once)
     results: _Results = field(default_factory=_Results)
-    _failed: set[tuple[Any, ...]] = field(default_factory=set)
+    _failed: dict[tuple[Any, ...], int] = field(default_factory=dict)  # key: its index in errors
 
     async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
         async def limited() -> Any:
@@ -314,11 +345,19 @@ class _Work:
         return await self.once.get(key, limited)
 
     def _fail(self, key: tuple[Any, ...], source: _Source, found: Found, error: PinError) -> None:
-        """One error line per failed lookup, at the first place that needed it."""
+        """One error line per failed lookup, at the first place (in file and line order) that
+        needed it; for a registry that cannot be used at all, one line whatever number of its
+        images failed."""
+        if isinstance(error, UnreachableError):
+            key = ("unreachable", error.registry)
+        place = (source.path, found.line)
+        line = (place, f"{source.path}:{found.line}: {found.text}: {error}")
         if key not in self._failed:
-            self._failed.add(key)
-            message = f"{source.path}:{found.line}: {found.text}: {error}"
-            self.results.errors.append(((source.path, found.line), message))
+            self._failed[key] = len(self.results.errors)
+            self.results.errors.append(line)
+        elif place < self.results.errors[self._failed[key]][0]:
+            # Lookups fail in any order; the line goes to the first place, on every run.
+            self.results.errors[self._failed[key]] = line
 
     async def pin(self, target: _Target) -> None:
         from pinner.reference import ImageReference
@@ -331,6 +370,18 @@ class _Work:
             resolution = await self._call(
                 key, lambda: resolver.resolve(reference, self.options.cutoff)
             )
+        except NoBuildError as e:
+            cutoff = self.options.cutoff
+            if cutoff is None or not cutoff.cooldown:
+                self._fail(key, target.source, target.found, e)
+                return
+            # A cooldown asks for builds at least this old; an image with none keeps what it
+            # has rather than failing the run.
+            oldest = "" if e.oldest_ns is None else f"; its oldest is {age(e.oldest_ns)} old"
+            reason = f"no build of this tag is old enough for --before {cutoff.label}{oldest}"
+            entry = _entry(target.source, target.found, "skipped", reason=reason)
+            self.results.entries.append(entry)
+            return
         except PinError as e:
             self._fail(key, target.source, target.found, e)
             return
@@ -352,7 +403,7 @@ class _Work:
         except PinError as e:
             self._fail(key, audit.source, found, e)
             return
-        self.results.audited.append(finding)
+        self.results.entries.append(finding)
 
     async def _audit_manifest(self, key: tuple[Any, ...], entry: Entry, digest: str) -> Entry:
         from pinner.errors import NotFoundError
@@ -390,8 +441,7 @@ def _audit_history(entry: Entry, digest: str, builds: list[Build], options: Opti
         return replace(
             entry, action="unverified", reason=f"{digest} is not in the history of tag {entry.tag}"
         )
-    build = max(mine, key=lambda b: b.ns)
-    newest = max(builds, key=lambda b: b.ns)
+    build, newest = max(mine), max(builds)  # Build's order: by timestamp, then digest
     described = f"built {build.published} ({age(build.ns)} ago)"
     too_old = options.max_age is not None and time.time_ns() - build.ns > options.max_age
     if too_old and newest.ns > build.ns:
@@ -427,7 +477,9 @@ def _rewrite(
     for source in sources:
         edits: list[Edit] = []
         for target in by_source.get(source.path, []):
-            resolution = resolutions[target.key]
+            resolution = resolutions.get(target.key)
+            if resolution is None:
+                continue  # skipped while resolving (a cooldown no build is old enough for)
             found = target.found
             new = found.reference.with_digest(resolution.digest, keep_tag=not options.digest_only)
             old_digest = found.reference.digest
@@ -456,84 +508,6 @@ def _rewrite(
     return outcomes
 
 
-def _write_all(outcomes: list[FileOutcome], report: Report) -> None:
-    """Stage every file next to its original, then rename them all into place.
-
-    Nothing is renamed until every file is staged and none has changed since it was read
-    (an editor saving meanwhile must not be overwritten).
-    """
-    staged: list[tuple[str, FileOutcome]] = []
-
-    def discard(temps: list[tuple[str, FileOutcome]]) -> None:
-        for temp, _ in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-
-    try:
-        for outcome in outcomes:
-            staged.append((_stage(outcome), outcome))
-        for _, outcome in staged:
-            if _read(outcome.path).data != outcome.before:
-                raise FileError(f"{outcome.path}: changed while pin was running; run pin again")
-    except FileError as e:
-        discard(staged)
-        report.errors.append(str(e))
-        return
-    with _no_interrupt():
-        for done, (temp, outcome) in enumerate(staged):
-            try:
-                os.replace(temp, os.path.realpath(outcome.path))
-            except OSError as e:
-                discard(staged[done:])
-                report.errors.append(
-                    f"{outcome.path}: cannot replace it ({e.strerror});"
-                    f" {done} of {len(staged)} files were written before it"
-                )
-                report.written = done > 0
-                return
-    report.written = bool(staged)
-
-
-@contextlib.contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C back while the renames run, so that a set of files is never half-written."""
-    import signal
-
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to hold back
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _stage(outcome: FileOutcome) -> str:
-    """Write the new content to a temporary file beside the original, with its mode and owner."""
-    target = os.path.realpath(outcome.path)
-    folder, name = os.path.split(target)
-    try:
-        status = os.stat(target)
-        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder)
-    except OSError as e:
-        raise FileError(f"{outcome.path}: cannot write next to it ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(outcome.after)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, stat.S_IMODE(status.st_mode))
-        with contextlib.suppress(PermissionError):  # only root may give a file away
-            os.chown(temp, status.st_uid, status.st_gid)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise FileError(f"{outcome.path}: cannot write it ({e.strerror})") from None
-    return temp
-
-
 def _user_agent() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -547,6 +521,9 @@ def _user_agent() -> str:
 class HistoryListing:
     image: str
     builds: list[Build]
+    digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
+    pinned: Build | None = None  # the build of that digest, if it is in the history
+    behind: int = 0  # how many builds of the tag are newer than the pinned one
 
 
 def history(image: str, options: Options, limit: int) -> HistoryListing:
@@ -556,21 +533,33 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
 
     reference = parse_reference(image)
     if reference.registry != CHAINGUARD:
-        raise UsageError(f"--history {image}: only cgr.dev keeps a tag history")
+        hint = ""
+        if reference.written_registry is None and reference.path.startswith("chainguard/"):
+            hint = f"; did you mean cgr.dev/{image}?"
+        raise UsageError(f"--history {image}: only cgr.dev keeps a tag history{hint}")
     if reference.digest is not None and reference.tag is None:
         raise UsageError(f"--history {image}: name a tag, not a digest")
 
-    async def fetch() -> list[Build]:
+    async def fetch() -> tuple[list[Build], list[Build]]:
         from pinner.resolve.chainguard import ChainguardResolver
 
         async with _registry_client(options) as client:
             resolver = ChainguardResolver(client)
-            return await resolver.recent_builds(reference, options.cutoff, limit)
+            recent = await resolver.recent_builds(reference, options.cutoff, limit)
+            if reference.digest is None:
+                return recent, []
+            # Where the pin sits needs the whole history: it may be older than any row shown.
+            return recent, await resolver.all_builds(reference)
 
-    import asyncio
+    from pinner.signals import run_async
 
     try:
-        builds = asyncio.run(fetch())
+        builds, every = run_async(fetch())
     except PinError as e:
         raise type(e)(f"{image}: {e}") from None
-    return HistoryListing(image, builds)
+    mine = [b for b in every if b.digest == reference.digest]
+    if not mine:
+        return HistoryListing(image, builds, reference.digest)
+    pinned = max(mine)
+    behind = sum(1 for b in every if b.ns > pinned.ns)
+    return HistoryListing(image, builds, reference.digest, pinned, behind)

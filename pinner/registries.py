@@ -31,19 +31,45 @@ def hostname(registry: str) -> str:
     return registry.rsplit(":", 1)[0] if ":" in registry else registry
 
 
+def redact(text: str) -> str:
+    """*text* with the user info of a URL in it replaced by ``***``: for messages."""
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest:
+        # Up to the last "@": a password may itself hold "/", "?", "#" or "@".
+        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+    return text
+
+
 def parse_mirror(text: str) -> tuple[str, str]:
-    """``HOST=URL`` from ``--mirror``; plain http only for loopback URLs."""
+    """``HOST=URL`` from ``--mirror``; plain http only for loopback URLs.
+
+    No message repeats a password typed into the URL: each shows it redacted.
+    """
     host, eq, url = text.partition("=")
     host, url = host.strip().lower(), url.strip().rstrip("/")
-    parts = urlsplit(url)
+    shown = repr(redact(text))
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise UsageError(f"--mirror {shown}: the URL must be printable ASCII without spaces")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError past 65535 or when not a number
+    except ValueError:
+        raise UsageError(f"--mirror {shown}: not a valid URL (check the host and port)") from None
     if not eq or not host or parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
-            f"--mirror {text!r}: expected HOST=URL, e.g. cgr.dev=https://mirror.example"
+            f"--mirror {shown}: expected HOST=URL, e.g. cgr.dev=https://mirror.example"
         )
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            f"--mirror {shown}: credentials in the URL are not used; remove them (pin sends"
+            f" the credentials of `docker login {host}`)"
+        )
+    if port == 0:
+        raise UsageError(f"--mirror {shown}: port 0 is not a port to connect to")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise UsageError(f"--mirror {text!r}: plain http is allowed only for loopback addresses")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise UsageError(f"--mirror {text!r}: the URL must not carry a query or credentials")
+        raise UsageError(f"--mirror {shown}: plain http is allowed only for loopback addresses")
+    if parts.query or parts.fragment:
+        raise UsageError(f"--mirror {shown}: the URL must not carry a query or a fragment")
     if host in ("index.docker.io", "registry-1.docker.io"):
         host = DOCKER_HUB
     return host, url

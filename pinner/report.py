@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -25,6 +26,7 @@ _CHANGES = ("pinned", "updated", "unpinned")
 # Past this many changes the summary gives one line per image, not one per place.
 GROUP_OVER = 30
 _FINDINGS = ("stale", "unverified")
+_UNSAFE_IN_JSON_RE = re.compile(r"[\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,10 @@ class Report:
     check: bool = False
     entries: list[Entry] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # each one line, for the user
+    warnings: list[str] = field(default_factory=list)  # each one line; the run goes on
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
+    interrupted: int | None = None  # the signal that stopped the run (pinner.signals)
 
     @property
     def changes(self) -> list[Entry]:
@@ -84,28 +88,45 @@ class Report:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 128 + self.interrupted  # as a shell reports a process a signal ended
         if self.errors:
             return 2
         if self.findings or (self.check and self.changes):
             return 1
         return 0
 
-    def summary(self) -> list[str]:
-        """Lines for people (stderr)."""
+    def summary(self, *, quiet: bool = False) -> list[str]:
+        """Lines for people (stderr); *quiet*: only what went wrong or failed a check."""
+        if self.interrupted is not None and not self.written:
+            return [f"pin: interrupted ({_signal_name(self.interrupted)}); nothing was written"]
+        warnings = [f"warning: {message}" for message in self.warnings]
+        # pinner.write lets the renames it has begun finish: then every file was written.
+        stopped = (
+            [
+                f"pin: interrupted ({_signal_name(self.interrupted)}) while writing;"
+                " the renames had begun, so every file was written"
+            ]
+            if self.interrupted is not None
+            else []
+        )
         if self.errors:
-            lines = [f"error: {message}" for message in self.errors]
+            lines = warnings + [f"error: {message}" for message in self.errors]
             if not self.written:
                 lines.append("pin: nothing was written")
             return lines
         hypothetical = self.check or not self.written
         changes = self.changes
+        if quiet:
+            failed = [_describe(e, hypothetical) for e in changes] if self.check else []
+            return failed + [_finding(e) for e in self.findings] + warnings + stopped
         if len(changes) <= GROUP_OVER:
             lines = [_describe(e, hypothetical) for e in changes]
         else:
             lines = _grouped(changes, hypothetical)
         # --verify and --max-age: every pin they looked at, with its build date and age.
         lines += [
-            f"{e.file}:{e.line}: {e.image}: {e.reason}"
+            _finding(e)
             for e in self.entries
             if e.action in _FINDINGS or (e.action == "unchanged" and e.audited)
         ]
@@ -114,6 +135,7 @@ class Report:
             for e in self.entries
             if e.action == "skipped"
         ]
+        lines += warnings
         count, files = len(self.changes), len(self.changed_paths)
         audited = [e for e in self.entries if e.audited]
         if self.findings:
@@ -129,7 +151,7 @@ class Report:
             lines.append(f"pin: pinned {_plural(count, 'image')} in {_plural(files, 'file')}")
         else:
             lines.append(f"pin: {_plural(count, 'image')} in {_plural(files, 'file')} would change")
-        return lines
+        return lines + stopped
 
     def to_json(self) -> str:
         """The ``--json`` document; its shape is documented in the README and versioned."""
@@ -139,12 +161,18 @@ class Report:
             "exit_code": self.exit_code,
             "references": [asdict(e) for e in self.entries],
             "errors": self.errors,
+            "warnings": self.warnings,
         }
-        return json.dumps(document, indent=2, ensure_ascii=False)
+        text = json.dumps(document, indent=2, ensure_ascii=False)
+        # json.dumps escapes C0 controls only. DEL and C1 controls (CSI is \x9b) would reach
+        # a terminal that shows the document, and a lone surrogate (a byte of a file that is
+        # not UTF-8) cannot be encoded as UTF-8: both as \u escapes, which stay valid JSON.
+        return _UNSAFE_IN_JSON_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     def annotations(self) -> list[str]:
         """GitHub Actions workflow commands that put each finding on its line in a PR."""
         lines = [f"::error title=pin::{_escape(message)}" for message in self.errors]
+        lines += [f"::warning title=pin::{_escape(message)}" for message in self.warnings]
         for entry in self.entries:
             if entry.changes and self.check:
                 message = (
@@ -181,6 +209,10 @@ def _describe(entry: Entry, hypothetical: bool, *, located: bool = True) -> str:
     return f"{prefix}{entry.image} {verb} {entry.new_image}{built}"
 
 
+def _finding(entry: Entry) -> str:
+    return f"{entry.file}:{entry.line}: {entry.image}: {entry.reason}"
+
+
 def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:
     """One line per (image, new image): how many places, and the first few of them."""
     groups: dict[tuple[str, str | None], list[Entry]] = {}
@@ -192,6 +224,12 @@ def _grouped(changes: list[Entry], hypothetical: bool) -> list[str]:
         more = f" and {len(group) - 3} more" if len(group) > 3 else ""
         lines.append(f"{_describe(group[0], hypothetical, located=False)} at {places}{more}")
     return lines
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 def _plural(count: int, noun: str) -> str:

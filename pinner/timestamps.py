@@ -8,6 +8,7 @@ nanoseconds keep the order exact.
 from __future__ import annotations
 
 import calendar
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def parse_rfc3339(text: str) -> int | None:
     """Nanoseconds since the epoch for an RFC 3339 timestamp, or None if it is not one."""
-    match = _RFC3339_RE.fullmatch(text.strip())
+    # No strip(): a registry's padded timestamp is not what the API promises. User input is
+    # stripped by its own reader (parse_when).
+    match = _RFC3339_RE.fullmatch(text)
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
@@ -59,6 +62,20 @@ class Cutoff:
 
     ns: int
     label: str
+    cooldown: bool = False  # given as an age (7d): "at least this old", which must not block
+
+
+def parse_timeout(text: str, least: float, most: float) -> float:
+    """``--timeout SECONDS``: a number from *least* to *most* (so not nan, not inf)."""
+    try:
+        seconds = float(text.strip())
+    except ValueError:
+        seconds = math.nan
+    if not least <= seconds <= most:  # false for nan too
+        raise UsageError(
+            f"--timeout {text!r}: expected a number of seconds from {least:g} to {most:g}"
+        )
+    return seconds
 
 
 def parse_duration(text: str, option: str) -> int:
@@ -88,7 +105,7 @@ def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
         seconds = int(age.group(1)) * _UNIT_SECONDS[age.group(2)]
         cut = now - seconds * NS
         try:
-            return Cutoff(cut, f"{value} ago ({format_instant(cut)})")
+            return Cutoff(cut, f"{value} ago ({format_instant(cut)})", cooldown=True)
         except (OverflowError, OSError, ValueError):
             raise UsageError(f"--before {text!r}: that is before any build could exist") from None
     raise UsageError(

@@ -35,6 +35,8 @@ def isolated_environment(
         "GITHUB_ACTIONS",
         "NO_COLOR",
         "FORCE_COLOR",
+        *(f"PIN_{name}" for name in ("MIRROR", "ONLY", "EXCLUDE", "DIGEST_ONLY", "TIMEOUT")),
+        "PIN_SKIP_NO_HISTORY",
     ):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -12,7 +12,25 @@ It speaks the part of cgr.dev that pinner uses, the way cgr.dev speaks it:
 * ``HEAD``/``GET /v2/<repo>/manifests/<tag-or-digest>``: the tag points at its newest build.
 
 Tests add data (``add_history``, ``add_nightly``, ``load_fixture``), private repositories
-(``add_private``), faults (``fail``, ``delay``, ``set_bad_payload``) and read ``requests``.
+(``add_private``), faults (``fail``, ``delay``, ``set_bad_payload``, ``misbehave``) and read
+``requests``.
+
+Hostile answers, written as raw bytes to the socket by ``misbehave(kind, times=,
+path_contains=, method=, interval=)`` (the normal path of the handler is not involved):
+
+* ``drip-headers``: the status line, then a header one byte every ``interval`` seconds.
+* ``drip-body``: complete headers (``Content-Length: 1000000``), then the body one byte every
+  ``interval`` seconds.
+* ``endless``: a chunked body of blanks that never ends.
+* ``huge-length``: ``Content-Length: 500000000``, and that many bytes as fast as they go.
+* ``gzip-bomb``: ``Content-Encoding: gzip``, ~2 MB that inflate to 2 GiB of zeros.
+* ``reset``: read the request, then close with ``SO_LINGER`` 0: the client gets a TCP RST.
+* ``redirect-loop``: ``302`` with ``Location`` the request's own target, every time.
+
+Each one stops by itself: when the client hangs up, when the registry stops, or after
+``RAW_FAULT_SECONDS``. The token service can also answer a chosen token (``token_value``: a
+control character, a NUL, non-ASCII, anything JSON can carry). Ties are data: ``add_history``
+keeps entries with the same timestamp as they are.
 
 It serves plain http unless given ``tls=make_certificates(tmp_path)``: then https, with a
 certificate for ``127.0.0.1`` and ``localhost`` signed by a CA made for the test (trusted by
@@ -38,12 +56,16 @@ import re
 import secrets
 import socket
 import ssl
+import struct
 import sys
 import threading
+import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +77,11 @@ FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "chainguard
 HISTORY_LIMIT = 1000
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 
+#: No raw fault writes for longer than this: every loop in a test stops by itself.
+RAW_FAULT_SECONDS = 30.0
+Misbehaviour = Literal[
+    "drip-headers", "drip-body", "endless", "huge-length", "gzip-bomb", "reset", "redirect-loop"
+]
 Order = Literal["oldest-first", "newest-first", "shuffled"]
 TokenField = Literal["token", "access_token", "both"]
 Entry = tuple[str, str]
@@ -300,7 +327,16 @@ class _Delay:
     path_contains: str | None
 
 
-_Rule = TypeVar("_Rule", _Fault, _Delay)
+@dataclass
+class _Misbehave:
+    remaining: int
+    kind: Misbehaviour
+    interval: float
+    path_contains: str | None
+    method: str | None
+
+
+_Rule = TypeVar("_Rule", _Fault, _Delay, _Misbehave)
 
 
 class FakeRegistry:
@@ -316,6 +352,7 @@ class FakeRegistry:
         history_limit: int = HISTORY_LIMIT,
         tls: Certificates | None = None,
         realm_url: str | None = None,
+        token_value: str | None = None,
     ) -> None:
         # Options are plain attributes: a test may change them while the server runs
         # (except ``tls``, read when it starts).
@@ -326,12 +363,14 @@ class FakeRegistry:
         self.history_limit = history_limit
         self.tls = tls
         self.realm_url = realm_url
+        self.token_value = token_value  # when set, /token answers this instead of a real token
         self._lock = threading.RLock()
         self._histories: dict[tuple[str, str], _TagHistory] = {}
         self._realms: list[_Realm] = []
         self._tokens: dict[str, frozenset[str]] = {}
         self._faults: list[_Fault] = []
         self._delays: list[_Delay] = []
+        self._misbehaviours: list[_Misbehave] = []
         self._log: list[RecordedRequest] = []
         self._closing = threading.Event()
         self._server: _Server | None = None
@@ -502,6 +541,20 @@ class FakeRegistry:
         with self._lock:
             self._delays.append(_Delay(times, seconds, path_contains))
 
+    def misbehave(
+        self,
+        kind: Misbehaviour,
+        *,
+        times: int = 1,
+        path_contains: str | None = None,
+        method: str | None = None,
+        interval: float = 0.05,
+    ) -> None:
+        """Answer the next ``times`` matching requests (of ``method``, if given) with a hostile
+        answer (see the module doc)."""
+        with self._lock:
+            self._misbehaviours.append(_Misbehave(times, kind, interval, path_contains, method))
+
     def set_bad_payload(self, repo: str, tag: str, body: bytes | None) -> None:
         """Serve ``body`` verbatim, with 200, as the history of ``repo:tag``; None undoes it."""
         with self._lock:
@@ -526,8 +579,9 @@ class FakeRegistry:
 
     def _respond(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[_Reply, float]:
-        """The reply to one request and how long to sleep before sending it."""
+    ) -> tuple[_Reply, float, _Misbehave | None]:
+        """The reply to one request, how long to sleep before sending it, and the hostile
+        answer to write instead, if any."""
         split = urlsplit(target)
         path = unquote(split.path)
         query = parse_qs(split.query, keep_blank_values=True)
@@ -536,8 +590,13 @@ class FakeRegistry:
             form = parse_qs(body.decode("latin-1"), keep_blank_values=True)
         with self._lock:
             wait = _take(self._delays, target)
-            fault = _take(self._faults, target)
-            if fault is not None:
+            raw = _take(self._misbehaviours, target, method)
+            fault = _take(self._faults, target) if raw is None else None
+            if raw is not None and raw.kind == "redirect-loop":
+                reply, raw = _Reply(302, (("Location", target),)), None
+            elif raw is not None:
+                reply = _Reply(0 if raw.kind == "reset" else 200)  # 0: no answer at all
+            elif fault is not None:
                 reply = _Reply(fault.status, fault.headers, fault.body)
             else:
                 reply = self._route(method, path, query, form, headers)
@@ -551,7 +610,7 @@ class FakeRegistry:
                     status=reply.status,
                 )
             )
-        return reply, (wait.seconds if wait is not None else 0.0)
+        return reply, (wait.seconds if wait is not None else 0.0), raw
 
     def _route(
         self,
@@ -683,7 +742,7 @@ class FakeRegistry:
         return all(any(realm.covers(repo) for realm in realms) for repo in private)
 
     def _issue(self, repos: Sequence[str]) -> str:
-        token = "fake-" + secrets.token_urlsafe(18)
+        token = self.token_value or "fake-" + secrets.token_urlsafe(18)
         self._tokens[token] = frozenset(repos)
         return token
 
@@ -725,9 +784,12 @@ class FakeRegistry:
         return _error(404, "NAME_UNKNOWN", "repository name not known to registry")
 
 
-def _take(rules: list[_Rule], target: str) -> _Rule | None:
-    """Consume one use of the first rule (a _Fault or _Delay) that matches ``target``."""
+def _take(rules: list[_Rule], target: str, method: str | None = None) -> _Rule | None:
+    """Consume one use of the first rule (a _Fault, _Delay or _Misbehave) that matches
+    ``target`` (and ``method``, for a rule that names one)."""
     for rule in rules:
+        if getattr(rule, "method", None) not in (None, method):
+            continue
         if rule.remaining > 0 and (rule.path_contains is None or rule.path_contains in target):
             rule.remaining -= 1
             return rule
@@ -883,9 +945,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
         registry = self.server.registry
-        reply, wait = registry._respond(self.command, self.path, headers, body)
+        reply, wait, raw = registry._respond(self.command, self.path, headers, body)
         if wait and registry._closing.wait(wait):
             self.close_connection = True  # stopped while sleeping: nobody wants the answer
+            return
+        if raw is not None:
+            self.close_connection = True
+            with suppress(OSError):  # the client hung up: what these faults wait for
+                self._misbehave(raw, registry._closing)
             return
         self.send_response(reply.status)
         for name, value in reply.headers:
@@ -894,6 +961,67 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
+
+    def _misbehave(self, fault: _Misbehave, closing: threading.Event) -> None:
+        """Write a hostile answer (see the module doc) as raw bytes."""
+        deadline = time.monotonic() + RAW_FAULT_SECONDS
+
+        def going() -> bool:
+            return not closing.is_set() and time.monotonic() < deadline
+
+        def drip(data: bytes) -> None:
+            for byte in data:
+                if not going():
+                    return
+                self.wfile.write(bytes([byte]))
+                time.sleep(fault.interval)
+
+        out = self.wfile
+        if fault.kind == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        elif fault.kind == "drip-headers":
+            out.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            drip(b"X-Drip: " + b"." * 100_000)
+        elif fault.kind == "drip-body":
+            out.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+            drip(b" " * 1_000_000)
+        elif fault.kind == "endless":
+            out.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"%x\r\n%s\r\n" % (_CHUNK, b" " * _CHUNK)
+            while going():
+                out.write(chunk)
+        elif fault.kind == "huge-length":
+            out.write(b"HTTP/1.1 200 OK\r\nContent-Length: 500000000\r\n\r\n")
+            for _ in range(500_000_000 // _CHUNK):
+                if not going():
+                    return
+                out.write(b" " * _CHUNK)
+        elif fault.kind == "gzip-bomb":
+            bomb = gzip_bomb()
+            out.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+            )
+            out.write(bomb)
+
+
+_CHUNK = 64 * 1024
+
+
+@cache
+def gzip_bomb(mebibytes: int = 2048) -> bytes:
+    """A gzip body of ~1 KiB per MiB of zeros it inflates to (2 GiB by default).
+
+    Each MiB is compressed after a full flush, so every block after the first is the same
+    bytes: building 2 GiB's worth takes milliseconds, not the seconds deflating it would.
+    The trailer's CRC is wrong; nobody who respects a cap reads that far.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(1024 * 1024)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return first + block * (mebibytes - 2) + compressor.compress(zeros) + compressor.flush()
 
 
 @contextmanager

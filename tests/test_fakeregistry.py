@@ -191,3 +191,48 @@ def test_private_repository_basic_auth(registry: FakeRegistry, client: httpx.Cli
     assert client.post("/token", data={**scope, **grant}).json()["access_token"]
     refused = client.post("/token", data={**scope, **grant, "refresh_token": "stale"})
     assert refused.status_code == 401
+
+
+def test_gzip_bomb_inflates_a_thousandfold_to_zeros() -> None:
+    import zlib
+
+    from tests.fakeregistry import gzip_bomb
+
+    bomb = gzip_bomb(64)
+    assert bomb[:2] == b"\x1f\x8b"  # gzip's magic; then a 10-byte header, deflate, a trailer
+    # Raw deflate: the trailer's CRC is wrong on purpose (see gzip_bomb).
+    inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(bomb[10:])
+    assert inflated == bytes(64 * 1024 * 1024)
+    assert len(bomb) * 500 < len(inflated)
+
+
+def test_misbehave_fires_exactly_times_then_answers_normally(
+    registry: FakeRegistry, client: httpx.Client
+) -> None:
+    token = pull_token(client, PYTHON)
+    registry.misbehave("reset", times=1, path_contains="/_chainguard/")
+    registry.misbehave("redirect-loop", times=1, path_contains="/_chainguard/", method="HEAD")
+    with pytest.raises(httpx.TransportError):
+        history(client, PYTHON, "latest", token)
+    assert history(client, PYTHON, "latest", token).status_code == 200
+    looped = client.head(f"/v2/{PYTHON}/_chainguard/history/latest?x=1")
+    assert looped.status_code == 302
+    assert looped.headers["Location"] == f"/v2/{PYTHON}/_chainguard/history/latest?x=1"
+
+
+def test_endless_body_stops_when_the_client_hangs_up(
+    registry: FakeRegistry, client: httpx.Client
+) -> None:
+    token = pull_token(client, PYTHON)
+    registry.misbehave("endless", path_contains="/_chainguard/")
+    path = f"/v2/{PYTHON}/_chainguard/history/latest"
+    with client.stream("GET", path, headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        received = 0
+        for chunk in response.iter_raw():
+            received += len(chunk)
+            if received > 1024 * 1024:
+                break
+    assert received > 1024 * 1024
+    # The fake is free again at once: its writer saw the hang-up.
+    assert history(client, PYTHON, "latest", token).status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,23 +18,34 @@ ESC = "\x1b["
 
 
 @pytest.mark.parametrize(
-    ("env", "coloured"),
-    [({}, False), ({"FORCE_COLOR": "1"}, True), ({"NO_COLOR": "1"}, False)],
+    ("env", "flags", "coloured"),
+    [
+        ({}, [], False),
+        ({"FORCE_COLOR": "1"}, [], True),
+        ({"NO_COLOR": "1"}, [], False),
+        ({}, ["--color"], True),
+        ({"NO_COLOR": "1"}, ["--color"], True),
+        ({"FORCE_COLOR": "1"}, ["--no-color"], False),
+    ],
 )
 def test_colour_only_where_asked_for(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], coloured: bool
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    env: dict[str, str],
+    flags: list[str],
+    coloured: bool,
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "Dockerfile"
     path.write_text("FROM cgr.dev/chainguard/python:latest\n")
-    ran = run_pin("--check", path)
+    ran = run_pin("--check", *flags, path)
     assert ran.code == 1
     assert (ESC in ran.stderr) is coloured
     assert "is not pinned" in ran.stderr
 
 
-def stderr_on_a_terminal(pin_command: str, args: list[str]) -> bytes:
+def stderr_on_a_terminal(pin_command: str, args: list[str], term: str = "xterm") -> bytes:
     """Run the installed ``pin`` with its stderr on a pseudo-terminal; what it wrote there."""
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
@@ -42,7 +54,7 @@ def stderr_on_a_terminal(pin_command: str, args: list[str]) -> bytes:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=slave,
-        env={**env, "TERM": "xterm", "COLUMNS": "100"},
+        env={**env, "TERM": term, "COLUMNS": "100"},
     ) as process:
         os.close(slave)
         chunks = []
@@ -57,6 +69,39 @@ def stderr_on_a_terminal(pin_command: str, args: list[str]) -> bytes:
         process.wait(timeout=60)
     os.close(master)
     return b"".join(chunks)
+
+
+def test_no_colour_on_a_dumb_terminal(tmp_path: Path, pin_command: str) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM cgr.dev/chainguard/python:latest\n")
+    assert ESC.encode() in stderr_on_a_terminal(pin_command, ["--check", str(path)])
+    shown = stderr_on_a_terminal(pin_command, ["--check", str(path)], term="dumb")
+    assert b"is not pinned" in shown
+    assert ESC.encode() not in shown
+
+
+def test_the_diff_is_coloured_only_when_asked_for(cgr: FakeRegistry, tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM cgr.dev/chainguard/python:latest\n")
+    plain = run_pin(*mirror(cgr), "--diff", path).stdout
+    assert ESC not in plain
+    coloured = run_pin(*mirror(cgr), "--diff", "--color", path).stdout
+    assert f"{ESC}31m-FROM cgr.dev/chainguard/python:latest{ESC}0m\n" in coloured
+    assert f"{ESC}32m+FROM cgr.dev/chainguard/python:latest@sha256:" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+def test_quiet_says_only_what_failed(cgr: FakeRegistry, tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM cgr.dev/chainguard/python:latest AS a\nFROM scratch\n")
+    ran = run_pin("--check", "-q", path)
+    assert ran.code == 1
+    assert ran.stderr == f"{path}:1: cgr.dev/chainguard/python:latest is not pinned\n"
+    ran = run_pin(*mirror(cgr), "--quiet", path)
+    assert (ran.code, ran.stderr) == (0, "")
+    assert "@sha256:" in path.read_text()
+    ran = run_pin("--check", "-q", path)
+    assert (ran.code, ran.stderr) == (0, "")
 
 
 def test_a_slow_resolution_shows_a_progress_bar_on_a_terminal_only(
@@ -99,6 +144,22 @@ def test_ctrl_c_while_resolving_exits_130_and_writes_nothing(
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 130
-    assert stderr.strip().splitlines()[-1] == "pin: interrupted; nothing was written"
+    assert stderr.strip().splitlines()[-1] == "pin: interrupted (SIGINT); nothing was written"
     assert "Traceback" not in stderr
     assert path.read_text() == "FROM cgr.dev/chainguard/python:latest\n"
+
+
+def test_shell_completion_completes_options(pin_command: str) -> None:
+    script = subprocess.run(
+        [pin_command, "--show-completion", "bash"], capture_output=True, text=True, check=False
+    )
+    assert script.returncode == 0
+    assert "complete" in script.stdout and "_PIN_COMPLETE" in script.stdout
+    env = {
+        **os.environ,
+        "_PIN_COMPLETE": "complete_bash",
+        "COMP_WORDS": "pin --che",
+        "COMP_CWORD": "1",
+    }
+    completed = subprocess.run([pin_command], env=env, capture_output=True, text=True, check=False)
+    assert completed.stdout.split() == ["--check"]

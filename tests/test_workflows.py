@@ -335,8 +335,9 @@ def test_json_describes_every_reference(cgr: FakeRegistry, tmp_path: Path) -> No
     ran = run_pin(*mirror(cgr), "--json", path)
     assert ran.code == 0, ran.stderr
     doc = document(ran)
-    assert set(doc) == {"version", "written", "exit_code", "errors", "references"}
-    assert (doc["version"], doc["written"], doc["exit_code"], doc["errors"]) == (1, True, 0, [])
+    assert set(doc) == {"version", "written", "exit_code", "errors", "warnings", "references"}
+    assert (doc["version"], doc["written"], doc["exit_code"]) == (1, True, 0)
+    assert (doc["errors"], doc["warnings"]) == ([], [])
     skipped, pinned, unchanged = doc["references"]
     for entry in doc["references"]:
         assert set(entry) == JSON_KEYS

@@ -14,17 +14,20 @@ import time
 from urllib.parse import quote
 
 from pinner.errors import NoBuildError, NotFoundError, RegistryError
-from pinner.history import Build, parse_history
+from pinner.history import Build, newest_first, parse_history, refuse_future
 from pinner.limits import HISTORY_MAX_PAGES as MAX_PAGES
 from pinner.limits import HISTORY_PAGE_ENTRIES as PAGE_CAP
+from pinner.limits import MAX_HISTORY_PAGE_BYTES
 from pinner.reference import ImageReference
 from pinner.resolve import Resolution
 from pinner.resolve.client import RegistryClient
+from pinner.resolve.transport import Body
 from pinner.timestamps import NS, Cutoff, format_instant
 
 _DAY = 86400 * NS
 # Look this far back from the anchor (now, or the cut-off) before widening; None: all time.
 WINDOWS: tuple[int | None, ...] = (3 * _DAY, 45 * _DAY, 400 * _DAY, 4000 * _DAY, None)
+_PAGE = Body("a tag history", MAX_HISTORY_PAGE_BYTES)
 
 
 class ChainguardResolver:
@@ -56,7 +59,7 @@ class ChainguardResolver:
                 break
         if not eligible:
             raise await self._no_build(reference, cutoff)
-        return sorted(set(eligible), key=lambda b: b.ns, reverse=True)[:limit]
+        return newest_first(eligible)[:limit]
 
     async def all_builds(self, reference: ImageReference) -> list[Build]:
         """The tag's whole history, for ``--verify`` and ``--max-age``."""
@@ -69,9 +72,16 @@ class ChainguardResolver:
         seen: list[Build] = []
         for _ in range(MAX_PAGES):
             page = await self._page(reference, start, end)
+            if len(page) > PAGE_CAP:
+                # Past the API's own limit the answer is not the history we know how to page.
+                raise RegistryError(
+                    f"the tag history answer holds {len(page)} builds, more than the"
+                    f" {PAGE_CAP} the API sends at most; refusing it"
+                )
             seen.extend(page)
             if len(page) < PAGE_CAP:
-                return seen
+                # Each page starts at the second the last one ended in: drop the overlap.
+                return list(dict.fromkeys(seen))
             last = max(b.ns for b in page)
             next_start = format_instant(last)
             if next_start == start:
@@ -101,15 +111,18 @@ class ChainguardResolver:
             path,
             params=params,
             headers={"Accept": "application/json"},
+            body=_PAGE,
         )
-        return parse_history(response.content)
+        builds = parse_history(response.body)
+        refuse_future(builds, time.time_ns())
+        return builds
 
     async def _no_build(self, reference: ImageReference, cutoff: Cutoff | None) -> Exception:
         oldest_page = await self._page(reference, None, None)
         if not oldest_page:
             return NotFoundError("the tag history is empty")
-        oldest = min(oldest_page, key=lambda b: b.ns)
+        oldest = min(oldest_page)
         label = cutoff.label if cutoff is not None else "now"
         return NoBuildError(
-            f"no build at or before {label}; the oldest build is {oldest.published}"
+            f"no build at or before {label}; the oldest build is {oldest.published}", oldest.ns
         )

@@ -18,9 +18,22 @@ Where credentials may go (docker pull's rules, a little stricter):
   httpx drops ``Authorization`` on a redirect to another origin, and answering that
   host's challenge would hand it the credentials anyway.
 * No secret reaches a log line or an error message: they name where the credential was
-  found (:attr:`Credential.source`), never what it is.
+  found (:attr:`Credential.source`), never what it is. A secret that cannot go into a header
+  as it is (a control character, a pasted newline, a token that is not ASCII) is refused
+  before any header is built, and not retried: httpx would refuse it with a message that
+  quotes the header.
 
-httpx errors stop here: callers see only :mod:`pinner.errors`.
+Retries (:class:`RetryPolicy`): a 429 or 5xx answer, a timeout, a refused, reset or dropped
+connection, up to ``ATTEMPTS`` exchanges in all, one budget for both kinds. Never retried,
+because the next attempt cannot differ: a name that does not resolve, no route, a certificate
+that does not verify, a 4xx other than 429, too many redirects, a body over its cap. Once a
+registry has failed below HTTP on every attempt (:class:`UnreachableError`), nothing more is
+asked of it in the run. So one request takes at most ``(ATTEMPTS + 1) x timeout`` (the one is
+the re-send that answers a 401) ``+ (ATTEMPTS - 1) x MAX_RETRY_WAIT``, and a token request, when
+one is needed, at most ``ATTEMPTS x timeout`` and its backoff.
+
+The exchange itself (deadline, redirects, size caps) is :mod:`pinner.resolve.transport`.
+httpx errors stop there and here: callers see only :mod:`pinner.errors`.
 """
 
 from __future__ import annotations
@@ -28,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
-import os
 import random
 import re
 import ssl
@@ -40,10 +52,26 @@ from urllib.parse import urlsplit
 import httpx
 
 from pinner.credentials import Credential, find_credential
-from pinner.errors import AuthError, NotFoundError, RegistryError
-from pinner.limits import ATTEMPTS, BACKOFF, MAX_RETRY_WAIT
+from pinner.errors import AuthError, NotFoundError, RegistryError, UnreachableError
+from pinner.limits import (
+    ATTEMPTS,
+    BACKOFF,
+    MAX_ERROR_BODY_BYTES,
+    MAX_RETRY_WAIT,
+    MAX_TOKEN_BYTES,
+    REQUEST_TIMEOUT,
+)
 from pinner.reference import DOCKER_HUB
 from pinner.registries import base_url, is_loopback
+from pinner.resolve.transport import (
+    Body,
+    NetworkFailure,
+    Reply,
+    environment_certificates,
+    exchange,
+    origin,
+    same_origin,
+)
 
 USER_AGENT = "pinner (+https://pypi.org/project/pinner/)"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -53,9 +81,15 @@ _ERROR_CODE_RE = re.compile(r"[A-Z][A-Z_]{1,40}")
 _OAUTH_REFUSED = frozenset({400, 401, 404, 405})
 # The user name docker-credential-helpers and Docker use to mark an identity token.
 _TOKEN_USERNAME = "<token>"
-# OpenSSL's verify codes (include/openssl/x509_vfy.h) for "no CA we trust signed this": the
-# case of a registry behind a private CA, which SSL_CERT_FILE fixes.
-_UNKNOWN_ISSUER = frozenset({2, 18, 19, 20, 21})
+# Delta-seconds of Retry-After (RFC 9110 10.2.3): ASCII digits only; str.isdigit() takes "²".
+_DELTA_SECONDS_RE = re.compile(r"[0-9]{1,10}")
+# What a bearer token may hold: RFC 6750's b64token is narrower, but any visible ASCII
+# character can go into a header as it is; a space, a control character or non-ASCII cannot.
+_VISIBLE_ASCII_RE = re.compile(r"[\x21-\x7e]+")
+_TOKEN_ANSWER = Body("a token answer", MAX_TOKEN_BYTES)
+_ANSWER = Body("an answer", MAX_ERROR_BODY_BYTES)
+_UNREACHABLE_HINT = "check the network or proxy, or use --mirror; `pin --check` works offline"
+_SLOW_HINT = "check the network or proxy, or raise --timeout; `pin --check` works offline"
 
 Log = Callable[[str], None]
 CredentialLookup = Callable[[str, str], Credential | None]
@@ -79,13 +113,12 @@ def _retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS_RE.fullmatch(value):
         return float(value)
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when.timestamp() - time.time()
+        return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, OSError, IndexError):
+        return None  # not a date either: fall back to our own backoff
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -98,12 +131,12 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
-def _error_code(response: httpx.Response) -> str:
-    """The distribution error code of a response (``MANIFEST_UNKNOWN``), if it has a clean one."""
+def _error_code(reply: Reply) -> str:
+    """The distribution error code of an answer (``MANIFEST_UNKNOWN``), if it has a clean one."""
     try:
-        errors = response.json().get("errors")
+        errors = reply.json().get("errors")  # type: ignore[attr-defined]
         code = errors[0].get("code")
-    except (ValueError, AttributeError, IndexError, KeyError, TypeError):
+    except (ValueError, RecursionError, AttributeError, IndexError, KeyError, TypeError):
         return ""
     return f" {code}" if isinstance(code, str) and _ERROR_CODE_RE.fullmatch(code) else ""
 
@@ -116,6 +149,21 @@ def _login_hint(registry: str) -> str:
 
 
 @dataclass
+class _Attempts:
+    """What is left of one request's attempts, shared by its network and HTTP retries."""
+
+    total: int
+    left: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.left = self.total
+
+    @property
+    def used(self) -> int:
+        return self.total - self.left
+
+
+@dataclass
 class RegistryClient:
     """Sends registry API requests with auth, retries and a timeout, translating failures."""
 
@@ -124,11 +172,14 @@ class RegistryClient:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     log: Log | None = None
     credentials: CredentialLookup = find_credential
+    timeout: float = REQUEST_TIMEOUT  # seconds for one whole exchange (see transport)
     _auth: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
     _creds: dict[tuple[str, str], Credential | None] = field(default_factory=dict, init=False)
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     # The last challenge each registry sent: later repositories skip the 401 round trip.
     _challenges: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, init=False)
+    # Registries that failed below HTTP on every attempt: asked nothing more in this run.
+    _down: dict[str, UnreachableError] = field(default_factory=dict, init=False)
 
     def base_url(self, registry: str) -> str:
         return base_url(registry, self.mirrors)
@@ -142,8 +193,10 @@ class RegistryClient:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """A successful (2xx) response to ``METHOD base/path``, or a PinError saying why not."""
+        body: Body = _ANSWER,
+    ) -> Reply:
+        """A successful (2xx) answer to ``METHOD base/path``, its body no larger than *body*
+        allows, or a PinError saying why not."""
         url = self.base_url(registry) + path
         key = (registry, repository)
         if key not in self._auth and registry in self._challenges:
@@ -153,78 +206,97 @@ class RegistryClient:
             scoped = {k: v for k, v in params.items() if k != "scope"}
             await self._authenticate_with(registry, repository, scheme, scoped, stale={})
         authenticated = False
-        attempt = 0
+        # One budget for network failures and 429/5xx answers together: a request is at most
+        # ATTEMPTS exchanges (and the one re-send that answers a 401 challenge).
+        attempts = _Attempts(self.retry.attempts)
         while True:
             sent = dict(headers or {})
             if key in self._auth:
                 sent["Authorization"] = self._auth[key]
-            response = await self._send(method, url, params=params, headers=sent)
-            status = response.status_code
+            response = await self._send(
+                method,
+                url,
+                registry=registry,
+                body=body,
+                params=params,
+                headers=sent,
+                attempts=attempts,
+            )
+            status = response.status
             if status == 401 and not authenticated:
                 authenticated = True
+                attempts.left += 1  # answering the challenge is not a retry
                 self._require_same_origin(registry, response)
                 await self._authenticate(registry, repository, response, stale=sent)
                 continue
-            if status in _RETRY_STATUS and attempt + 1 < self.retry.attempts:
-                wait = self.retry.wait(attempt, response.headers.get("Retry-After"))
+            if status in _RETRY_STATUS and attempts.left > 0:
+                wait = self.retry.wait(attempts.used - 1, response.headers.get("Retry-After"))
                 self._say(f"  retrying in {wait:.1f}s after HTTP {status}")
                 await asyncio.sleep(wait)
-                attempt += 1
                 continue
-            if response.is_success:
+            if response.ok:
                 return response
-            raise self._failure(registry, repository, response, attempt + 1)
+            raise self._failure(registry, repository, response, attempts.used)
 
     async def _send(
         self,
         method: str,
         url: str,
         *,
+        registry: str,
+        body: Body,
         params: Mapping[str, str] | None,
         headers: dict[str, str],
         data: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        started = time.monotonic()
-        attempt = 0
-        # A body (the refresh-token grant) must not follow a redirect: a 307/308 re-sends it,
-        # to whatever host the Location names, and httpx only strips Authorization.
-        follow = data is None
+        attempts: _Attempts | None = None,
+    ) -> Reply:
+        """One exchange, tried again after a network failure that may go differently, while
+        *attempts* (by default a budget of its own) lasts."""
+        who = f"the token service of {registry}" if body is _TOKEN_ANSWER else registry
+        budget = attempts or _Attempts(self.retry.attempts)
         while True:
+            if registry in self._down:
+                raise UnreachableError(str(self._down[registry]), registry)
+            budget.left -= 1
             try:
-                response = await self.http.request(
-                    method, url, params=params, headers=headers, data=data, follow_redirects=follow
+                return await exchange(
+                    self.http,
+                    method,
+                    url,
+                    registry=registry,
+                    who=who,
+                    body=body,
+                    timeout=self.timeout,
+                    params=params,
+                    headers=headers,
+                    data=data,
+                    log=self.log,
                 )
-            except httpx.TimeoutException as e:
-                error: RegistryError = RegistryError(f"no answer from {_origin(url)} in time")
-                cause: Exception = e
-            except httpx.HTTPError as e:
-                if (unverified := _certificate_failure(e)) is not None:
-                    # The same certificate comes back on every attempt: no retry.
-                    self._say(f"{method} {_display(httpx.URL(url))} -> {unverified}")
-                    raise _unverified(url, unverified) from e
-                error = RegistryError(f"cannot reach {_origin(url)}: {_describe(e)}")
-                cause = e
-            else:
-                elapsed = (time.monotonic() - started) * 1000
-                self._say(
-                    f"{method} {_display(response.request.url)} -> {response.status_code}"
-                    f" ({elapsed:.0f} ms)"
+            except UnreachableError as e:
+                self._say(f"{method} {origin(url)} -> {e}")
+                self._down.setdefault(registry, e)
+                raise
+            except NetworkFailure as e:
+                failure = e
+            self._say(f"{method} {origin(url)} -> {failure}")
+            if not failure.retry or budget.left <= 0:
+                tries = f" ({budget.used} attempts)" if budget.used > 1 else ""
+                hint = _SLOW_HINT if failure.timed_out else _UNREACHABLE_HINT
+                error = UnreachableError(
+                    f"cannot reach {registry}: {failure}{tries}; {hint}", registry
                 )
-                return response
-            self._say(f"{method} {_display(httpx.URL(url))} -> {error}")
-            attempt += 1
-            if attempt >= self.retry.attempts:
-                raise error from cause
-            await asyncio.sleep(self.retry.wait(attempt - 1, None))
+                self._down.setdefault(registry, error)
+                raise error
+            await asyncio.sleep(self.retry.wait(budget.used - 1, None))
 
     def _failure(
-        self, registry: str, repository: str, response: httpx.Response, attempts: int
+        self, registry: str, repository: str, response: Reply, attempts: int
     ) -> RegistryError:
-        status = response.status_code
+        status = response.status
         credential = self._creds.get((registry, repository))
         if status in (401, 403) and not self._at_registry(registry, response):
             return AuthError(
-                f"{registry} redirected to {_origin(str(response.url))}, which answered"
+                f"{registry} redirected to {origin(response.url)}, which answered"
                 f" HTTP {status}; pinner does not send {registry}'s credentials there"
             )
         if status == 401:
@@ -253,7 +325,7 @@ class RegistryClient:
         return self._creds[key]
 
     async def _authenticate(
-        self, registry: str, repository: str, response: httpx.Response, *, stale: Mapping[str, str]
+        self, registry: str, repository: str, response: Reply, *, stale: Mapping[str, str]
     ) -> None:
         """Answer a 401 challenge: store the Authorization header to retry with."""
         scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
@@ -285,26 +357,26 @@ class RegistryClient:
                         f" from {credential.source} are a token: {_login_hint(registry)}"
                     )
                 self._require_secure(self.base_url(registry), registry)
-                self._auth[key] = _basic(credential.username or "", credential.secret)
+                self._auth[key] = _basic_from(registry, credential)
             elif scheme == "bearer":
                 if credential is not None and credential.kind == "registry_token":
                     self._require_secure(self.base_url(registry), registry)
-                    self._auth[key] = f"Bearer {credential.secret}"
+                    self._auth[key] = f"Bearer {_sendable(registry, credential)}"
                 else:
                     token = await self._token(registry, repository, params, credential)
                     self._auth[key] = f"Bearer {token}"
             else:
                 raise AuthError(f"{registry} asked for unsupported authentication {scheme!r}")
 
-    def _at_registry(self, registry: str, response: httpx.Response) -> bool:
+    def _at_registry(self, registry: str, response: Reply) -> bool:
         """Whether *response* came from the registry itself, not from where it redirected to."""
-        return _origin_of(response.url) == _origin_of(httpx.URL(self.base_url(registry)))
+        return same_origin(response.url, self.base_url(registry))
 
-    def _require_same_origin(self, registry: str, response: httpx.Response) -> None:
+    def _require_same_origin(self, registry: str, response: Reply) -> None:
         """Refuse to answer a challenge from a host a redirect led to (see the module doc)."""
         if not self._at_registry(registry, response):
             raise AuthError(
-                f"{registry} redirected to {_origin(str(response.url))}, which asks for"
+                f"{registry} redirected to {origin(response.url)}, which asks for"
                 f" credentials; pinner sends {registry}'s credentials only to {registry}"
                 " and its token service"
             )
@@ -322,32 +394,39 @@ class RegistryClient:
         credential: Credential | None,
     ) -> str:
         realm = challenge.get("realm", "")
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(realm)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and realm.isascii()
+            usable = usable and parts.port != 0  # .port raises ValueError past 65535
+        except ValueError:
+            usable = False
+        if not usable:
             raise AuthError(f"{registry} sent a token challenge without a usable realm")
         registry_scheme = urlsplit(self.base_url(registry)).scheme
         if parts.scheme == "http" and (
-            registry_scheme == "https" or not is_loopback(parts.hostname)
+            registry_scheme == "https" or not is_loopback(parts.hostname or "")
         ):
             raise AuthError(
-                f"{registry} names a token realm over plain http ({_origin(realm)}); refusing it"
+                f"{registry} names a token realm over plain http ({origin(realm)}); refusing it"
             )
         scope = challenge.get("scope") or f"repository:{repository}:pull"
         query = {"scope": scope}
         if challenge.get("service"):
             query["service"] = challenge["service"]
         if credential is not None and credential.kind == "identity_token":
-            response = await self._oauth(realm, query, credential)
+            response = await self._oauth(registry, realm, query, credential)
         else:
             headers = {}
             if credential is not None:
-                headers["Authorization"] = _basic(credential.username or "", credential.secret)
-            response = await self._send("GET", realm, params=query, headers=headers)
+                headers["Authorization"] = _basic_from(registry, credential)
+            response = await self._send(
+                "GET", realm, registry=registry, body=_TOKEN_ANSWER, params=query, headers=headers
+            )
         return self._token_from(registry, repository, response, credential)
 
     async def _oauth(
-        self, realm: str, query: Mapping[str, str], credential: Credential
-    ) -> httpx.Response:
+        self, registry: str, realm: str, query: Mapping[str, str], credential: Credential
+    ) -> Reply:
         """Exchange an identity (refresh) token, falling back to GET where POST is refused.
 
         The POST is the OAuth2 refresh grant of the distribution spec
@@ -359,23 +438,27 @@ class RegistryClient:
         form = {
             **query,
             "grant_type": "refresh_token",
-            "refresh_token": credential.secret,
+            "refresh_token": _sendable(registry, credential),
             "client_id": "pinner",
         }
-        response = await self._send("POST", realm, params=None, headers={}, data=form)
-        if response.status_code in _OAUTH_REFUSED:
+        response = await self._send(
+            "POST", realm, registry=registry, body=_TOKEN_ANSWER, params=None, headers={}, data=form
+        )
+        if response.status in _OAUTH_REFUSED:
             headers = {"Authorization": _basic(_TOKEN_USERNAME, credential.secret)}
-            response = await self._send("GET", realm, params=query, headers=headers)
+            response = await self._send(
+                "GET", realm, registry=registry, body=_TOKEN_ANSWER, params=query, headers=headers
+            )
         return response
 
     def _token_from(
         self,
         registry: str,
         repository: str,
-        response: httpx.Response,
+        response: Reply,
         credential: Credential | None,
     ) -> str:
-        status = response.status_code
+        status = response.status
         if status == 400:
             # cgr.dev answers 400 (not 401 or 404) when the organisation does not exist.
             raise AuthError(
@@ -386,17 +469,23 @@ class RegistryClient:
             raise _unauthorised(registry, credential)
         if status == 403:
             raise _denied(registry, repository, credential)
-        if not response.is_success:
+        if not response.ok:
             raise RegistryError(f"the token service answered HTTP {status}")
         try:
             document = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RegistryError("the token service did not answer JSON") from None
         token = None
         if isinstance(document, dict):
             token = document.get("token") or document.get("access_token")
-        if not isinstance(token, str) or not token or any(c.isspace() for c in token):
-            raise RegistryError("the token service answered without a usable token")
+        if not isinstance(token, str) or not token:
+            raise RegistryError("the token service answered without a token")
+        if not _VISIBLE_ASCII_RE.fullmatch(token):
+            # Never shown: it is a secret, however broken.
+            raise RegistryError(
+                f"the token service of {registry} answered a token that cannot be sent"
+                " (it holds a space, a control character or a character that is not ASCII)"
+            )
         return token
 
     def _say(self, message: str) -> None:
@@ -429,29 +518,32 @@ def _basic(username: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+def _basic_from(registry: str, credential: Credential) -> str:
+    """A Basic header for a user name and password (or an identity token as the password)."""
+    if credential.kind != "basic":
+        return _basic(_TOKEN_USERNAME, _sendable(registry, credential))
+    # RFC 7617 sends the pair as UTF-8, so a password may be any text; a control character,
+    # though, is a paste gone wrong (a trailing newline) that no registry would accept.
+    for part, value in (("user name", credential.username or ""), ("password", credential.secret)):
+        if not value.isprintable():
+            raise AuthError(
+                f"the {part} from {credential.source} cannot be sent: it holds a control"
+                f" character (a pasted newline?); {_login_hint(registry)}"
+            )
+    return _basic(credential.username or "", credential.secret)
 
 
-def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
-    """RFC 6454's origin; httpx has already lower-cased the host and dropped a default port."""
-    return url.scheme, url.host, url.port
-
-
-def _display(url: httpx.URL) -> str:
-    """A URL for -v: no user info (query strings here carry only scope and window)."""
-    return str(url.copy_with(username=None, password=None))
-
-
-def _certificate_failure(error: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The ssl error under an httpx.ConnectError (httpx's, from httpcore's, from ssl's)."""
-    seen: BaseException | None = error
-    for _ in range(8):  # bounded: a __context__ chain may, in principle, loop
-        if seen is None or isinstance(seen, ssl.SSLCertVerificationError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+def _sendable(registry: str, credential: Credential) -> str:
+    """A token credential's secret, if it can be sent as it is; AuthError naming where it
+    came from (never what it is) if not."""
+    if not _VISIBLE_ASCII_RE.fullmatch(credential.secret):
+        kind = credential.kind.replace("_", " ")
+        raise AuthError(
+            f"the {kind} from {credential.source} cannot be sent: it holds a space, a control"
+            f" character (a pasted newline?) or a character that is not ASCII; log in again:"
+            f" {_login_hint(registry)}"
+        )
+    return credential.secret
 
 
 def trusted_certificates() -> ssl.SSLContext:
@@ -462,39 +554,5 @@ def trusted_certificates() -> ssl.SSLContext:
     raises FileNotFoundError while building the client. Here one that cannot be loaded is left
     out, and named when a certificate then fails to verify.
     """
-    context, _ = _environment_certificates()
+    context, _ = environment_certificates()
     return context or httpx.create_ssl_context(trust_env=False)
-
-
-def _environment_certificates() -> tuple[ssl.SSLContext | None, str]:
-    """A context from SSL_CERT_FILE and SSL_CERT_DIR, or None and why not ("" if unset)."""
-    cafile = os.environ.get("SSL_CERT_FILE") or None
-    capath = os.environ.get("SSL_CERT_DIR") or None
-    if cafile is None and capath is None:
-        return None, ""
-    try:
-        return ssl.create_default_context(cafile=cafile, capath=capath), ""
-    except ssl.SSLError:
-        why = "it holds no PEM certificate"
-    except OSError as e:
-        why = e.strerror or str(e)
-    return None, f"SSL_CERT_FILE={cafile} was not used: {why}"
-
-
-def _unverified(url: str, error: ssl.SSLCertVerificationError) -> RegistryError:
-    reason = str(error.verify_message or error.reason or "certificate verify failed").rstrip(".")
-    _, hint = _environment_certificates()
-    if hint:
-        hint = f"; {hint}"
-    elif error.verify_code in _UNKNOWN_ISSUER:
-        hint = (
-            "; if your organisation's CA signs it, set SSL_CERT_FILE to that CA's certificate (PEM)"
-        )
-    return RegistryError(
-        f"the TLS certificate of {_origin(url)} could not be verified ({reason}){hint}"
-    )
-
-
-def _describe(error: httpx.HTTPError) -> str:
-    text = str(error) or type(error).__name__
-    return text.splitlines()[0][:200]

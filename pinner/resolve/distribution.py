@@ -22,6 +22,7 @@ from pinner.limits import MAX_MANIFEST_BYTES
 from pinner.reference import ImageReference, is_sha256_digest
 from pinner.resolve import Resolution
 from pinner.resolve.client import RegistryClient
+from pinner.resolve.transport import Body
 from pinner.timestamps import Cutoff
 
 MANIFEST_TYPES = (
@@ -31,6 +32,7 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 ACCEPT = ", ".join(MANIFEST_TYPES)
+_MANIFEST = Body("a manifest", MAX_MANIFEST_BYTES)
 
 
 class DistributionResolver:
@@ -54,11 +56,9 @@ class DistributionResolver:
         if digest:  # some proxies send the header empty: as good as no digest
             return _checked(digest)
         response = await self.client.request(
-            "GET", reference.registry, reference.repository, path, headers=headers
+            "GET", reference.registry, reference.repository, path, headers=headers, body=_MANIFEST
         )
-        body = response.content
-        if len(body) > MAX_MANIFEST_BYTES:
-            raise RegistryError("the manifest is larger than 4 MiB; refusing it")
+        body = response.body
         _check_manifest(body)
         computed = "sha256:" + hashlib.sha256(body).hexdigest()
         claimed = response.headers.get("Docker-Content-Digest")
@@ -81,7 +81,7 @@ def _check_manifest(body: bytes) -> None:
     """
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         document = None
     # schemaVersion 2 and, where the manifest names it (OCI allows leaving it out), one of the
     # types we asked for.

@@ -1,0 +1,121 @@
+"""Writing to disk, all or nothing: every changed file is staged, then all are renamed.
+
+Black's rule: nothing is written unless everything resolved. Here, the stage after that:
+each new content goes to a temporary file beside its original (same file system, so the
+rename is atomic), with its mode and owner; only when every file is staged and none
+changed on disk meanwhile are they renamed over the originals, one after another.
+
+Signals (SIGINT, SIGTERM, SIGHUP; see :mod:`pinner.signals`) are held back while files are
+written (``pthread_sigmask``) and looked at between files: one that arrives while staging
+stops the run and nothing is written; once the renames have begun they finish as a set and
+the signal is acted on after. Temporary files are removed on every way out (``finally``);
+only SIGKILL can leave one behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Sequence
+
+from pinner.errors import FileError
+from pinner.files import read_regular
+from pinner.limits import MAX_DOCKERFILE_BYTES
+from pinner.report import FileOutcome, Report
+from pinner.signals import held, stop
+
+
+def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
+    """Stage every file next to its original, then rename them all into place.
+
+    Nothing is renamed until every file is staged and none has changed since it was read
+    (an editor saving meanwhile must not be overwritten). A signal that arrives before the
+    renames raises ``Interrupted``; one that arrives during them is recorded in
+    ``report.interrupted`` once all are done.
+    """
+    staged: list[tuple[str, FileOutcome]] = []
+    renamed = 0
+    with held() as arrived:
+
+        def stop_if_signalled() -> None:
+            signum = arrived()
+            if signum is not None:
+                raise stop(signum)
+
+        try:
+            try:
+                for outcome in outcomes:
+                    stop_if_signalled()
+                    staged.append((_stage(outcome), outcome))
+                for _, outcome in staged:
+                    stop_if_signalled()
+                    if _current(outcome.path) != outcome.before:
+                        raise FileError(
+                            f"{outcome.path}: changed while pin was running; run pin again"
+                        )
+                stop_if_signalled()
+            except FileError as e:
+                report.errors.append(str(e))
+                return
+            for temp, outcome in staged:
+                try:
+                    os.replace(temp, os.path.realpath(outcome.path))
+                except OSError as e:
+                    report.errors.append(
+                        f"{outcome.path}: cannot replace it ({e.strerror});"
+                        f" {renamed} of {len(staged)} files were written before it"
+                    )
+                    break
+                renamed += 1
+            report.written = renamed > 0
+            report.interrupted = arrived()
+        finally:
+            for temp, _ in staged[renamed:]:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+
+
+def _current(path: str) -> bytes:
+    try:
+        return read_regular(path, MAX_DOCKERFILE_BYTES, "a Dockerfile", "run pin again")
+    except OSError:  # FileNotFoundError, NotADirectoryError: it is gone
+        return b""
+
+
+def _stage(outcome: FileOutcome) -> str:
+    """Write the new content to a temporary file beside the original, with its mode and owner."""
+    target = os.path.realpath(outcome.path)
+    folder, name = os.path.split(target)
+    try:
+        status = os.stat(target)
+    except OSError as e:
+        raise FileError(f"{outcome.path}: cannot write it ({e.strerror})") from None
+    # sed -i and black would replace a read-only file (the folder is writable); a 0444 file
+    # says "do not change me", so it is refused. The mode bits decide, not os.access: root
+    # may write anything, and must get the same answer as everyone else.
+    if not status.st_mode & stat.S_IWUSR:
+        raise FileError(
+            f"{outcome.path}: is read-only; make it writable (chmod u+w) or leave it out of the run"
+        )
+    import tempfile  # here, not above: the offline --check never writes
+
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder)
+    except OSError as e:
+        raise FileError(f"{outcome.path}: cannot write next to it ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(outcome.after)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, stat.S_IMODE(status.st_mode))
+        with contextlib.suppress(PermissionError):  # only root may give a file away
+            os.chown(temp, status.st_uid, status.st_gid)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(e, OSError):
+            raise FileError(f"{outcome.path}: cannot write it ({e.strerror})") from None
+        raise
+    return temp
