@@ -31,8 +31,10 @@ MAX_FUTURE_SKEW_NS = 86400 * 1_000_000_000
 HELPER_TIMEOUT = 10.0
 
 # -- concurrency -----------------------------------------------------------------------------
-#: Resolutions in flight at once.
-CONCURRENCY = 8
+#: Lookups in flight at once for one registry (each a few small requests). Enough for a
+#: monorepo's unique images to resolve in one wave of round trips; a cap per registry, so that
+#: one slow registry does not hold up another.
+CONCURRENCY = 64
 
 # -- sizes -----------------------------------------------------------------------------------
 # Every body is read as it streams, counted after decompression, and refused past its cap.

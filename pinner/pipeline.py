@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,7 @@ class Options:
     exclude: tuple[Prefix, ...] = ()
     skip_no_history: bool = False
     timeout: float = REQUEST_TIMEOUT
-    concurrency: int = CONCURRENCY
+    concurrency: int = CONCURRENCY  # lookups in flight per registry
     log: Log | None = field(default=None, compare=False)
     progress: Progress | None = field(default=None, compare=False)
 
@@ -283,13 +283,9 @@ async def _resolve_async(
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.distribution import DistributionResolver
 
-    async with _registry_client(options) as client:
-        work = _Work(
-            ChainguardResolver(client),
-            DistributionResolver(client),
-            asyncio.Semaphore(options.concurrency),
-            options,
-        )
+    registries = {t.key[0] for t in targets} | {a.found.reference.registry for a in audits}
+    async with _registry_client(options, registries) as client:
+        work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
         jobs = [work.pin(t) for t in targets] + [work.audit(a) for a in audits]
         done = 0
 
@@ -305,16 +301,22 @@ async def _resolve_async(
 
 
 @contextlib.asynccontextmanager
-async def _registry_client(options: Options) -> AsyncIterator[RegistryClient]:
-    """The one RegistryClient of a run, over one pooled HTTP client."""
+async def _registry_client(
+    options: Options, registries: Iterable[str]
+) -> AsyncIterator[RegistryClient]:
+    """The one RegistryClient of a run, over one pooled HTTP client, for these registries."""
     import httpx  # only here: the offline path must not pay for this import
 
+    from pinner.registries import base_url
     from pinner.resolve.client import RegistryClient, trusted_certificates
 
+    mirrors = dict(options.mirrors)
+    tls = any(base_url(r, mirrors).startswith("https:") for r in registries)
     async with httpx.AsyncClient(
-        verify=trusted_certificates(),
+        verify=trusted_certificates(needed=tls),
         timeout=httpx.Timeout(options.timeout),
-        limits=httpx.Limits(max_connections=options.concurrency * 2),
+        # Connections are bounded by the lookups in flight (per registry, see _Work.limits).
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=options.concurrency),
         # Redirects are followed by the transport, which bounds them; gzip is the only
         # encoding it inflates (with a cap), so it is the only one asked for.
         follow_redirects=False,
@@ -331,15 +333,24 @@ class _Work:
 
     chainguard: ChainguardResolver
     distribution: DistributionResolver
-    limit: Any  # asyncio.Semaphore: created inside the event loop
     options: Options
     once: _Once = field(default_factory=_Once)
+    # Lookups in flight, per registry (asyncio.Semaphore, made inside the event loop): the
+    # cap is a politeness to each registry, not a limit of this process.
+    limits: dict[str, Any] = field(default_factory=dict)
     results: _Results = field(default_factory=_Results)
     _failed: dict[tuple[Any, ...], int] = field(default_factory=dict)  # key: its index in errors
 
     async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
+        """*make()*, once per key; every key names its registry second."""
+        import asyncio
+
+        registry = key[1]
+        if registry not in self.limits:
+            self.limits[registry] = asyncio.Semaphore(self.options.concurrency)
+
         async def limited() -> Any:
-            async with self.limit:
+            async with self.limits[registry]:
                 return await make()
 
         return await self.once.get(key, limited)
@@ -543,7 +554,7 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
     async def fetch() -> tuple[list[Build], list[Build]]:
         from pinner.resolve.chainguard import ChainguardResolver
 
-        async with _registry_client(options) as client:
+        async with _registry_client(options, [CHAINGUARD]) as client:
             resolver = ChainguardResolver(client)
             recent = await resolver.recent_builds(reference, options.cutoff, limit)
             if reference.digest is None:

@@ -246,3 +246,16 @@ def test_history_suggests_the_cgr_dev_name(cgr: FakeRegistry) -> None:
         "error: --history chainguard/python:latest: only cgr.dev keeps a tag history;"
         " did you mean cgr.dev/chainguard/python:latest?\n"
     )
+
+
+def test_a_misspelt_image_reads_as_missing_or_private_not_as_a_login_problem(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    cgr.add_private("chainguard/pyhton")  # cgr.dev answers an unknown name as a private one
+    path = write(tmp_path / "Dockerfile", "FROM cgr.dev/chainguard/pyhton:latest\n")
+    ran = run_pin(*mirror(cgr), path)
+    assert ran.code == 2
+    assert (
+        f"{path}:1: cgr.dev/chainguard/pyhton:latest: this image does not exist, or needs"
+        " credentials: check its name, or run `docker login cgr.dev`"
+    ) in ran.stderr

@@ -30,7 +30,8 @@ REGISTRY_TOKEN = "regtok-Secret-9e0d42"
 HELPER_SECRET = "helper-Secret-5b2e18"
 SECRETS = (PASSWORD, IDENTITY_TOKEN, REGISTRY_TOKEN, HELPER_SECRET)
 NEEDS_CREDENTIALS = (
-    "this image needs credentials: run `docker login cgr.dev` or `chainctl auth configure-docker`"
+    "this image does not exist, or needs credentials: check its name, or run"
+    " `docker login cgr.dev` or `chainctl auth configure-docker`"
 )
 
 

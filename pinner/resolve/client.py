@@ -180,6 +180,9 @@ class RegistryClient:
     _challenges: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, init=False)
     # Registries that failed below HTTP on every attempt: asked nothing more in this run.
     _down: dict[str, UnreachableError] = field(default_factory=dict, init=False)
+    # Set once a registry has answered its first request: until then the others wait, so
+    # that one 401 (not one per repository) tells how the registry authenticates.
+    _answered: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
 
     def base_url(self, registry: str) -> str:
         return base_url(registry, self.mirrors)
@@ -197,6 +200,30 @@ class RegistryClient:
     ) -> Reply:
         """A successful (2xx) answer to ``METHOD base/path``, its body no larger than *body*
         allows, or a PinError saying why not."""
+        answered = self._answered.get(registry)
+        if answered is None:
+            answered = self._answered[registry] = asyncio.Event()
+            try:
+                return await self._request(
+                    method, registry, repository, path, params, headers, body, answered
+                )
+            finally:
+                answered.set()
+        await answered.wait()
+        return await self._request(method, registry, repository, path, params, headers, body, None)
+
+    async def _request(
+        self,
+        method: str,
+        registry: str,
+        repository: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        body: Body,
+        first: asyncio.Event | None,
+    ) -> Reply:
+        """:meth:`request`; *first*, for a registry's first request, is set once it answered."""
         url = self.base_url(registry) + path
         key = (registry, repository)
         if key not in self._auth and registry in self._challenges:
@@ -227,8 +254,13 @@ class RegistryClient:
                 authenticated = True
                 attempts.left += 1  # answering the challenge is not a retry
                 self._require_same_origin(registry, response)
-                await self._authenticate(registry, repository, response, stale=sent)
+                scheme, challenge = self._learn_challenge(registry, response)
+                if first is not None:
+                    first.set()  # the others can get their tokens now, alongside this one's
+                await self._authenticate_with(registry, repository, scheme, challenge, stale=sent)
                 continue
+            if first is not None:
+                first.set()
             if status in _RETRY_STATUS and attempts.left > 0:
                 wait = self.retry.wait(attempts.used - 1, response.headers.get("Retry-After"))
                 self._say(f"  retrying in {wait:.1f}s after HTTP {status}")
@@ -324,14 +356,13 @@ class RegistryClient:
                 self._say(f"  using credentials for {registry} from {found.source}")
         return self._creds[key]
 
-    async def _authenticate(
-        self, registry: str, repository: str, response: Reply, *, stale: Mapping[str, str]
-    ) -> None:
-        """Answer a 401 challenge: store the Authorization header to retry with."""
+    def _learn_challenge(self, registry: str, response: Reply) -> tuple[str, dict[str, str]]:
+        """The scheme and parameters of a 401's challenge, kept for the registry's other
+        repositories."""
         scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
         if scheme in ("basic", "bearer"):
             self._challenges[registry] = (scheme, params)
-        await self._authenticate_with(registry, repository, scheme, params, stale=stale)
+        return scheme, params
 
     async def _authenticate_with(
         self,
@@ -350,7 +381,7 @@ class RegistryClient:
             credential = await self._credential(registry, repository)
             if scheme == "basic":
                 if credential is None:
-                    raise AuthError(f"this image needs credentials: {_login_hint(registry)}")
+                    raise AuthError(f"{_MISSING_OR_PRIVATE} {_login_hint(registry)}")
                 if credential.kind != "basic":
                     raise AuthError(
                         f"{registry} asks for a user name and password, but the credentials"
@@ -493,9 +524,15 @@ class RegistryClient:
             self.log(message)
 
 
+# Registries answer 401/403, not 404, for a name that does not exist, so as not to tell
+# strangers which private names do: a typo looks like a private image. Docker says both
+# ("repository does not exist or may require 'docker login'"), and so does pin.
+_MISSING_OR_PRIVATE = "this image does not exist, or needs credentials: check its name, or"
+
+
 def _unauthorised(registry: str, credential: Credential | None) -> AuthError:
     if credential is None:
-        return AuthError(f"this image needs credentials: {_login_hint(registry)}")
+        return AuthError(f"{_MISSING_OR_PRIVATE} {_login_hint(registry)}")
     return AuthError(
         f"{registry} rejected the credentials from {credential.source} with HTTP 401;"
         f" log in again: {_login_hint(registry)}"
@@ -505,7 +542,8 @@ def _unauthorised(registry: str, credential: Credential | None) -> AuthError:
 def _denied(registry: str, repository: str, credential: Credential | None) -> AuthError:
     if credential is None:
         return AuthError(
-            f"access denied (HTTP 403) to {repository} without credentials: {_login_hint(registry)}"
+            f"access denied (HTTP 403) to {repository}: {_MISSING_OR_PRIVATE}"
+            f" {_login_hint(registry)}"
         )
     return AuthError(
         f"access denied (HTTP 403) to {repository} for the credentials from {credential.source}:"
@@ -546,13 +584,19 @@ def _sendable(registry: str, credential: Credential) -> str:
     return credential.secret
 
 
-def trusted_certificates() -> ssl.SSLContext:
+def trusted_certificates(*, needed: bool = True) -> ssl.SSLContext:
     """The CAs that verify registries: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, else certifi's.
+
+    Loading a CA bundle costs ~17 ms; when no registry of the run is reached over https (all on
+    loopback), *needed* is False and the context holds no CA at all, so that anything that
+    still came to ask for TLS would fail verification rather than pass it.
 
     The variables OpenSSL and curl read, so a corporate CA is trusted the usual way. httpx reads
     them too, but differently by version: 0.27 skips an SSL_CERT_FILE that is not a file, 0.28
     raises FileNotFoundError while building the client. Here one that cannot be loaded is left
     out, and named when a certificate then fails to verify.
     """
+    if not needed:
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and trusts no one
     context, _ = environment_certificates()
     return context or httpx.create_ssl_context(trust_env=False)
