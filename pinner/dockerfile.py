@@ -15,11 +15,14 @@ token in the original text. It follows BuildKit on the points that matter here:
   ``scratch`` is no image.
 
 Most lines of a Dockerfile are one-line instructions that name no image (``RUN``, ``ENV``,
-``WORKDIR``...). The scanner reads such a line with a few ``str`` methods and one regular
-expression instead of walking its characters: a line that does not end in the escape
-character is a whole instruction whose characters are consecutive in the text, and only a
-line with ``<<`` can open a heredoc. :func:`scan_exact` reads every line the slow,
-character-by-character way; the tests check that both give the same result.
+``WORKDIR``...), so :func:`scan` does not walk them character by character. BuildKit continues
+a line only when it ends in the escape character, blanks aside (``trimContinuationCharacter``),
+so a line that does not is a whole instruction whose characters are consecutive in the text:
+its words are split with one regular expression. A heredoc opens only at a word that matches
+``reHeredoc``, which holds ``<<``, so only a line with ``<<`` is searched for one. And only the
+instructions that can name an image (``FROM``, ``ARG``, and the flags of ``COPY``, ``ADD``,
+``RUN``) are split into words at all. :func:`scan_exact` reads every line the exact way; the
+tests check that both give the same result.
 
 The scanner never writes; see :mod:`pinner.rewrite`.
 """
