@@ -1,24 +1,48 @@
-"""Measure what users wait for: the offline check's start-up, and round trips when resolving.
+"""Issue 9's figures, P1-P4, measured side by side in one run and printed as ratios.
 
     python benchmarks/bench.py            # from the repository root, with the project installed
+    python benchmarks/bench.py --runs 3   # fewer runs per figure (default 5)
 
-1. ``pin --check`` on one file, offline: the pre-commit path. Median wall time of 15 runs of
-   the installed command, and whether it imported an HTTP client.
-2. A monorepo: 400 FROM lines over 40 unique cgr.dev images in 20 files, against the fake
-   registry with 50 ms added to every answer (a far registry). Wall time and requests made,
-   against the lower bound of one resolution round trip per unique image.
+Each figure is the median wall time of several runs of the installed ``pin`` and of pindock
+(``pip install pindock``, a Go pinner; "n/a" where it is not installed), against
 
-Numbers, not assertions: tests do not time things.
+- the floor: start-up (``python -c pass``, measured in this run) plus the round trips that
+  cannot overlap at the injected latency. ``pin --version`` is printed too: start-up is most
+  of the offline figures;
+- pindock doing the same job. It pins through the manifest endpoint (cgr.dev's tag history is
+  pin's own), so against the fake cgr.dev it names the registry by its loopback address, which
+  it reaches over plain http as Docker does; pin is sent there with ``--mirror``.
+
+P1  30 files x 4 FROM over 40 unique cgr.dev images (20 repos x 2 tags), each answer of the
+    fake registry 100 ms late. Floor: challenge, token, history = 3 round trips.
+P2  offline ``--check`` of one pinned Dockerfile.
+P3  200 files over 40 images on the real CNCF registry (``docker-registry``) behind a proxy that
+    delays each request 50 ms. Floor: the manifest HEAD, 1 round trip.
+P4  offline ``--check`` of 10,000 pinned Dockerfiles in a directory tree.
+
+Absolute times on a shared machine are noise; the ratios are the figures. Nothing leaves
+loopback: pinned files name no outside registry (pindock ``check`` would look one up), and
+both tools run with an empty HOME so that no credential helper is called.
+Numbers, not assertions: the tests do not time things (tests/test_bench.py runs a tiny case).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import functools
+import hashlib
+import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,82 +50,382 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakeregistry import running_registry
 
-LATENCY = 0.05
+TIMEOUT = 300  # seconds, for any one command
+LOOPBACK = "127.0.0.1"
+# Pinned files name this registry: loopback with nothing listening, should a tool look.
+OFFLINE_REGISTRY = f"{LOOPBACK}:9"
 
 
-def offline_check(folder: Path) -> None:
-    pin = shutil.which("pin")
+@dataclass(frozen=True)
+class Sizes:
+    p1_files: int = 30
+    p1_froms: int = 4
+    repos: int = 20  # x 2 tags = the unique images of P1 and P3
+    p3_files: int = 200
+    p4_files: int = 10_000
+    p1_latency: float = 0.1
+    p3_latency: float = 0.05
+
+
+QUICK = Sizes(p1_files=2, p1_froms=2, repos=2, p3_files=4, p4_files=20, p1_latency=0.01)
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    pin: float
+    pindock: float | None
+    floor: float | None
+    must: str
+    goal: str
+
+
+@dataclass(frozen=True)
+class Tools:
+    pin: str
+    # As installed by pip: a Python launcher that execs the Go binary. That is what users run
+    # and what issue 9 measured; the binary alone would not pay a Python start-up.
+    pindock: str | None
+    env: dict[str, str]  # an empty HOME: no docker config, no credential helper
+    runs: int
+
+
+def images(sizes: Sizes) -> list[tuple[str, str]]:
+    """(repository, tag) of every unique image of P1 and P3."""
+    return [(f"chainguard/image{r}", tag) for r in range(sizes.repos) for tag in ("1.25", "1.26")]
+
+
+def digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def dockerfile(base: str, runtime: str) -> str:
+    """A typical two-stage Dockerfile: one continued RUN, COPY --from a stage."""
+    return (
+        "# syntax=docker/dockerfile:1\n"
+        f"FROM {base} AS build\n"
+        "WORKDIR /app\n"
+        "COPY requirements.txt .\n"
+        "RUN pip install --no-cache-dir -r requirements.txt \\\n"
+        "    && rm -rf /root/.cache\n"
+        "COPY . .\n"
+        "\n"
+        f"FROM {runtime}\n"
+        "WORKDIR /app\n"
+        "COPY --from=build /app /app\n"
+        "ENV PYTHONUNBUFFERED=1\n"
+        "USER nonroot\n"
+        'ENTRYPOINT ["python", "/app/main.py"]\n'
+    )
+
+
+def pinned_dockerfile(index: int) -> str:
+    name = f"{OFFLINE_REGISTRY}/chainguard/python"
+    return dockerfile(
+        f"{name}:latest-dev@{digest(f'dev{index % 40}')}",
+        f"{name}:latest@{digest(str(index % 40))}",
+    )
+
+
+def run(argv: list[str], env: dict[str, str]) -> float:
+    """Wall time of one run of *argv*; exits the benchmark when the tool failed."""
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"{argv[0]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def nothing() -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Job:
+    argv: list[str]
+    prepare: Callable[[], None] = nothing  # before each run, not timed
+    check: Callable[[], None] = nothing  # after each run, not timed
+
+
+@dataclass(frozen=True)
+class Times:
+    pin: float
+    pindock: float | None
+    start: float  # python -c pass
+
+
+def race(tools: Tools, pin: Job, pindock: Job | None) -> Times:
+    """Medians of ``python -c pass``, *pin* and *pindock*, run in turn, round after round.
+
+    Taking turns gives each the same share of whatever else the machine is doing.
+    """
+    jobs = {"start": Job([sys.executable, "-c", "pass"]), "pin": pin}
+    if pindock is not None and tools.pindock is not None:
+        jobs["pindock"] = pindock
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(tools.runs):
+        for name, job in jobs.items():
+            job.prepare()
+            times[name].append(run(job.argv, tools.env))
+            job.check()
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return Times(medians["pin"], medians.get("pindock"), medians["start"])
+
+
+def write(paths: list[Path], texts: list[str]) -> None:
+    for path, text in zip(paths, texts, strict=True):
+        path.write_text(text)
+
+
+def check_pinned(paths: list[Path], expected: int) -> None:
+    """A run that pinned nothing would be fast for the wrong reason."""
+    found = sum(path.read_text().count("@sha256:") for path in paths)
+    if found != expected:
+        sys.exit(f"expected {expected} pinned references in {paths[0].parent}, found {found}")
+
+
+# --- P1 and P3: resolving over the network ---------------------------------------------------
+
+
+def resolve_case(
+    tools: Tools, folder: Path, registry: str, refs: list[str], per_file: int, mirror: list[str]
+) -> Times:
+    """Pin and pindock pinning files of *per_file* FROM lines each over *refs*.
+
+    pin reads ``cgr.dev`` or *registry* names (sent to *registry* by *mirror*); pindock
+    reads *registry* names.
+    """
+    paths = [folder / f"{i}.Dockerfile" for i in range(len(refs) // per_file)]
+
+    def texts(host: str) -> list[str]:
+        return [
+            "".join(f"FROM {host}/{refs[i * per_file + j]} AS s{j}\n" for j in range(per_file))
+            for i in range(len(paths))
+        ]
+
+    pin_host = "cgr.dev" if mirror else registry
+    names = [str(path) for path in paths]
+    pinned = functools.partial(check_pinned, paths, len(paths) * per_file)
+    pin = Job([tools.pin, *mirror, *names], lambda: write(paths, texts(pin_host)), pinned)
+    pindock = Job(
+        [str(tools.pindock), "run", *names], lambda: write(paths, texts(registry)), pinned
+    )
+    return race(tools, pin, pindock)
+
+
+def p1(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
+    with running_registry() as registry:
+        for repo, tag in images(sizes):
+            registry.add_nightly(repo, tag, 30, datetime.now(UTC) - timedelta(days=30))
+        registry.delay(sizes.p1_latency, times=10**9)
+        unique = [f"{repo}:{tag}" for repo, tag in images(sizes)]
+        # Each file names p1_froms images; together they name every unique one several times.
+        refs = [unique[i % len(unique)] for i in range(sizes.p1_files * sizes.p1_froms)]
+        mirror = ["--mirror", f"cgr.dev={registry.url}"]
+        times = resolve_case(tools, folder, registry.host, refs, sizes.p1_froms, mirror)
+    name = (
+        f"P1 {sizes.p1_files} files x {sizes.p1_froms} FROM, {len(unique)} cgr.dev images,"
+        f" {sizes.p1_latency * 1000:.0f} ms"
+    )
+    floor = times.start + 3 * sizes.p1_latency
+    return Figure(name, times.pin, times.pindock, floor, "1.6x floor", "1.3x floor")
+
+
+class LatencyProxy:
+    """A TCP proxy on loopback that forwards each chunk a client sends *latency* seconds late.
+
+    HTTP/1.1 requests on a connection are not pipelined, so each request arrives that much
+    later: one injected round trip per request, as to a far registry.
+    """
+
+    def __init__(self, upstream: tuple[str, int], latency: float) -> None:
+        self.upstream = upstream
+        self.latency = latency
+        self.server = socket.create_server((LOOPBACK, 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self) -> LatencyProxy:
+        self._start(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in list(self.threads):
+            thread.join(timeout=5)
+        self.server.close()
+
+    def _start(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            upstream = socket.create_connection(self.upstream, timeout=10)
+            for sock in (client, upstream):
+                sock.settimeout(0.2)
+            self._start(self._pump, client, upstream, self.latency)
+            self._start(self._pump, upstream, client, 0.0)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, delay: float) -> None:
+        with contextlib.suppress(OSError):
+            while not self.stopping.is_set():
+                try:
+                    data = source.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                if delay:
+                    time.sleep(delay)
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@contextlib.contextmanager
+def distribution(folder: Path, sizes: Sizes) -> Iterator[str | None]:
+    """The URL of a running ``docker-registry``, or None when it is not installed."""
+    if shutil.which("docker-registry") is None:
+        yield None
+        return
+    from tests.distribution import running_distribution
+
+    with running_distribution(folder) as registry:
+        for repo, tag in images(sizes):
+            registry.push_image(repo, tag, seed=f"{repo}:{tag}")
+        yield registry.url
+
+
+def p3(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
+    name = f"P3 {sizes.p3_files} files, {len(images(sizes))} images, docker-registry, 50 ms"
+    with distribution(folder / "registry", sizes) as url:
+        if url is None:
+            print("P3: docker-registry is not installed (apt-get install -y docker-registry)")
+            return Figure(name, float("nan"), None, None, "0.6x pindock", "0.5x pindock")
+        port = int(url.rsplit(":", 1)[1])
+        with LatencyProxy((LOOPBACK, port), sizes.p3_latency) as proxy:
+            unique = [f"{repo}:{tag}" for repo, tag in images(sizes)]
+            refs = [unique[i % len(unique)] for i in range(sizes.p3_files)]
+            files = folder / "p3"
+            files.mkdir()
+            times = resolve_case(tools, files, f"{LOOPBACK}:{proxy.port}", refs, 1, [])
+    floor = times.start + sizes.p3_latency
+    return Figure(name, times.pin, times.pindock, floor, "0.6x pindock", "0.5x pindock")
+
+
+# --- P2 and P4: the offline check ------------------------------------------------------------
+
+
+def p2(tools: Tools, folder: Path) -> Figure:
+    path = folder / "Dockerfile"
+    path.write_text(pinned_dockerfile(0))
+    times = race(
+        tools, Job([tools.pin, "--check", str(path)]), Job([str(tools.pindock), "check", str(path)])
+    )
+    name = "P2 offline --check, 1 pinned file"
+    return Figure(name, times.pin, times.pindock, times.start, "2.0x pindock", "1.5x pindock")
+
+
+def p4(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
+    tree = folder / "p4"
+    for i in range(sizes.p4_files):
+        service = tree / f"team{i // 100:03d}" / f"service{i % 100:02d}"
+        service.mkdir(parents=True)
+        (service / "Dockerfile").write_text(pinned_dockerfile(i))
+    times = race(
+        tools,
+        Job([tools.pin, "--check", str(tree)]),
+        Job([str(tools.pindock), "check", "-C", str(tree)]),
+    )
+    name = f"P4 offline --check, {sizes.p4_files:,} pinned files"
+    return Figure(name, times.pin, times.pindock, None, "2.5x pindock", "2x pindock")
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def ratio(value: float, against: float | None) -> str:
+    return "n/a" if against is None or value != value else f"{value / against:.2f}x"
+
+
+def seconds(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f} s"
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [("figure", "pin", "pindock", "floor", "pin/floor", "pin/pindock", "must", "goal")]
+    rows += [
+        (
+            f.name,
+            seconds(f.pin),
+            seconds(f.pindock),
+            seconds(f.floor),
+            ratio(f.pin, f.floor),
+            ratio(f.pin, f.pindock),
+            f.must,
+            f.goal,
+        )
+        for f in figures
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def installed(command: str) -> str | None:
+    """*command* beside this interpreter (the project's venv), else on PATH."""
+    return shutil.which(command, path=os.path.dirname(sys.executable)) or shutil.which(command)
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    pin = installed("pin")
     if pin is None:
         sys.exit("install the project first: pip install .")
-    path = folder / "Dockerfile"
-    path.write_text("FROM cgr.dev/chainguard/python:latest\nRUN echo hi\n")
-    times = []
-    for _ in range(15):
-        started = time.perf_counter()
-        subprocess.run([pin, "--check", str(path)], capture_output=True, check=False)
-        times.append(time.perf_counter() - started)
-    probe = (
-        "import sys; from pinner.cli import main; main(['--check', sys.argv[1]]);"
-        "print(any(m in sys.modules for m in ('httpx', 'asyncio')), file=sys.stderr)"
-    )
-    imported = (
-        subprocess.run(
-            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=False
-        )
-        .stderr.strip()
-        .splitlines()[-1]
-    )
-    baseline = []
-    for _ in range(15):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=False)
-        baseline.append(time.perf_counter() - started)
-    print(
-        f"offline pin --check: median {statistics.median(times) * 1000:.0f} ms"
-        f" (python -c pass: {statistics.median(baseline) * 1000:.0f} ms);"
-        f" httpx or asyncio imported: {imported}"
-    )
-
-
-def monorepo(folder: Path) -> None:
-    pin = shutil.which("pin")
-    assert pin is not None
-    with running_registry() as registry:
-        images = [f"chainguard/image{i}" for i in range(40)]
-        for image in images:
-            registry.add_nightly(image, "latest", 30, datetime.now(UTC) - timedelta(days=30))
-        files = []
-        for f in range(20):
-            lines = [
-                f"FROM cgr.dev/{images[(f * 20 + i) % 40]}:latest AS s{i}\n" for i in range(20)
-            ]
-            path = folder / f"{f}.Dockerfile"
-            path.write_text("".join(lines))
-            files.append(str(path))
-        registry.delay(LATENCY, times=100_000)
-        started = time.perf_counter()
-        result = subprocess.run(
-            [pin, "--mirror", f"cgr.dev={registry.url}", *files],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        elapsed = time.perf_counter() - started
-        requests = registry.requests
-    history = [r for r in requests if "/_chainguard/history/" in r.path]
-    tokens = [r for r in requests if r.path.startswith("/token")]
-    print(
-        f"monorepo: 400 references, 40 unique, exit {result.returncode}: {elapsed:.2f} s,"
-        f" {len(requests)} requests ({len(history)} history, {len(tokens)} token),"
-        f" {LATENCY * 1000:.0f} ms added to each answer;"
-        f" serial lower bound {40 * 3 * LATENCY:.1f} s, one round trip {LATENCY:.2f} s"
-    )
-
-
-def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
-        offline_check(Path(temp))
-        monorepo(Path(temp))
+        folder = Path(temp)
+        home = folder / "home"
+        home.mkdir()
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
+        if "PYTHONPATH" in os.environ:  # to measure another checkout with the same install
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        tools = Tools(pin, installed("pindock"), env, args.runs)
+        if tools.pindock is None:
+            print("pindock is not installed (pip install pindock): its ratios are n/a")
+        startup = race(tools, Job([pin, "--version"]), None)
+        cases: list[Callable[[], Figure]] = [
+            lambda: p1(tools, folder / "p1", sizes),
+            lambda: p2(tools, folder),
+            lambda: p3(tools, folder, sizes),
+            lambda: p4(tools, folder, sizes),
+        ]
+        (folder / "p1").mkdir()
+        figures = []
+        for case in cases:
+            figures.append(case())
+            print(f"{figures[-1].name}: done", file=sys.stderr)
+    print(
+        f"start-up: python -c pass {startup.start * 1000:.0f} ms,"
+        f" pin --version {startup.pin * 1000:.0f} ms"
+    )
+    print(table(figures))
+    return figures
 
 
 if __name__ == "__main__":

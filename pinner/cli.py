@@ -55,7 +55,7 @@ def _say(line: str, colour: bool) -> None:
         fg = "red"
     elif line.startswith("warning:"):
         fg = "yellow"
-    elif " -> " in line or " would become " in line:
+    elif re.search(r": (would )?(pin|pinned|update|updated) ", line):
         fg = "green"
     elif ": skipped " in line or " is not pinned" in line:
         fg = "yellow"
@@ -320,6 +320,12 @@ def pin(
             finally:
                 if progress is not None:
                     progress.close()
+            # What makes a failed --check pass: the same run without it.
+            report.fix = (
+                "pin"
+                + (" --update" if update else "")
+                + (f" --before {before}" if before is not None else "")
+            )
             _print(report, diff=diff, json_output=json_output, colour=color, quiet=quiet)
         except KeyboardInterrupt as e:
             # Exit 128 + the signal's number as a shell reports it (130 for Ctrl-C), not

@@ -26,7 +26,10 @@ _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # ASCII only, as Doc
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # opencontainers/go-digest: the registered algorithms have a fixed lower-case hex length.
-_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_HEX_RES = {
+    name: re.compile(f"[0-9a-f]{{{n}}}")
+    for name, n in (("sha256", 64), ("sha384", 96), ("sha512", 128))
+}
 
 
 def is_sha256_digest(value: str) -> bool:
@@ -91,10 +94,10 @@ def parse_reference(text: str) -> ImageReference:
     if "@" in rest:
         rest, digest = rest.split("@", 1)
         algorithm, _, encoded = digest.partition(":")
-        length = _HEX_LENGTHS.get(algorithm)
+        hex_re = _HEX_RES.get(algorithm)
         valid = (
-            re.fullmatch(f"[0-9a-f]{{{length}}}", encoded) is not None
-            if length is not None
+            hex_re.fullmatch(encoded) is not None
+            if hex_re is not None
             else _DIGEST_RE.fullmatch(digest) is not None
         )
         if not valid:
@@ -110,7 +113,7 @@ def parse_reference(text: str) -> ImageReference:
     first, sep, remainder = rest.partition("/")
     # docker/distribution splitDockerDomain: the first component names a registry only
     # when it has a '.' or ':', is 'localhost', or has upper-case letters.
-    if sep and (any(c in first for c in ".:") or first == "localhost" or first != first.lower()):
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         if not _DOMAIN_RE.fullmatch(first):
             raise ReferenceError_(f"{text!r}: {first!r} is not a valid registry name")
         registry, rest = first, remainder

@@ -73,6 +73,7 @@ class Report:
     files: list[FileOutcome] = field(default_factory=list)
     written: bool = False
     interrupted: int | None = None  # the signal that stopped the run (pinner.signals)
+    fix: str = "pin"  # the command that makes a failed --check pass (the CLI sets it)
 
     @property
     def changes(self) -> list[Entry]:
@@ -148,9 +149,13 @@ class Report:
             if not audited:
                 lines.append("pin: nothing to change")
         elif self.written:
-            lines.append(f"pin: pinned {_plural(count, 'image')} in {_plural(files, 'file')}")
+            lines.append(f"pin: {_counted(changes, written=True)} in {_plural(files, 'file')}")
         else:
-            lines.append(f"pin: {_plural(count, 'image')} in {_plural(files, 'file')} would change")
+            fix = f"; run `{self.fix}` to fix it" if self.check else ""
+            lines.append(
+                f"pin: {_counted(changes, written=False)} in {_plural(files, 'file')}"
+                f" would change{fix}"
+            )
         return lines + stopped
 
     def to_json(self) -> str:
@@ -200,13 +205,45 @@ def _property(text: str) -> str:
     return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def short(digest: str | None) -> str:
+    """``sha256:a8724b7a80ca``: a digest as people read it, as ``docker images`` shortens
+    IDs; the whole one is in the file, the diff and ``--json``."""
+    return (digest or "")[: len("sha256:") + 12]
+
+
+def _name(entry: Entry) -> str:
+    """The reference as written, without the digest it had."""
+    return entry.image.partition("@")[0]
+
+
 def _describe(entry: Entry, hypothetical: bool, *, located: bool = True) -> str:
     prefix = f"{entry.file}:{entry.line}: " if located else ""
-    if entry.new_image is None:
+    if entry.new_digest is None:
         return f"{prefix}{entry.image} is not pinned"
     built = f" (built {entry.published})" if entry.published else ""
-    verb = "would become" if hypothetical else "->"
-    return f"{prefix}{entry.image} {verb} {entry.new_image}{built}"
+    if entry.action == "updated":
+        verb = "would update" if hypothetical else "updated"
+        moved = f"from {short(entry.old_digest)} to {short(entry.new_digest)}"
+        return f"{prefix}{verb} {_name(entry)} {moved}{built}"
+    verb = "would pin" if hypothetical else "pinned"
+    return f"{prefix}{verb} {_name(entry)} to {short(entry.new_digest)}{built}"
+
+
+def _counted(changes: list[Entry], *, written: bool) -> str:
+    """``pinned 2 images (400 places)``: images counted once however many places name them."""
+    images = {_name(e) for e in changes}
+    places = f" ({len(changes)} places)" if len(images) < len(changes) else ""
+    if not written:
+        return f"{_plural(len(images), 'image')}{places}"
+    done = [
+        f"{verb} {_plural(len(names), 'image')}"
+        for verb, names in (
+            ("pinned", {_name(e) for e in changes if e.action != "updated"}),
+            ("updated", {_name(e) for e in changes if e.action == "updated"}),
+        )
+        if names
+    ]
+    return " and ".join(done) + places
 
 
 def _finding(entry: Entry) -> str:

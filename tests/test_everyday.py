@@ -10,7 +10,7 @@ import pytest
 
 from pinner.filters import parse_prefix
 from pinner.reference import parse_reference
-from tests.conftest import PYTHON_NEW, mirror, run_pin
+from tests.conftest import PYTHON_NEW, PYTHON_OLD, mirror, run_pin
 from tests.fakeregistry import FakeRegistry, nightly_digest
 from tests.test_workflows import PYTHON, document, write
 
@@ -143,7 +143,7 @@ def test_an_audit_writes_nothing_even_when_every_pin_passes(
     ran = run_pin(*mirror(cgr), *audit, path)
     assert ran.code == 0, ran.stderr
     assert path.read_text() == original
-    assert f"{path}:2: {PYTHON} would become {PYTHON}@{PYTHON_NEW}" in ran.stderr
+    assert f"{path}:2: would pin {PYTHON} to {PYTHON_NEW[:19]} (built" in ran.stderr
     # With --check, the unpinned reference fails the run as it would without the audit.
     assert run_pin(*mirror(cgr), *audit, "--check", path).code == 1
     assert path.read_text() == original
@@ -259,3 +259,20 @@ def test_a_misspelt_image_reads_as_missing_or_private_not_as_a_login_problem(
         f"{path}:1: cgr.dev/chainguard/pyhton:latest: this image does not exist, or needs"
         " credentials: check its name, or run `docker login cgr.dev`"
     ) in ran.stderr
+
+
+# -- a summary people can scan ------------------------------------------------------------------
+
+
+def test_the_summary_says_pinned_or_updated_and_counts_images_once(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "Dockerfile", f"FROM {PYTHON}@{PYTHON_OLD} AS a\nFROM {PYTHON}\n")
+    ran = run_pin(*mirror(cgr), "--update", path)
+    assert ran.code == 0, ran.stderr
+    built = "(built 2023-05-12T20:50:19.702Z)"
+    assert ran.stderr.splitlines() == [
+        f"{path}:1: updated {PYTHON} from {PYTHON_OLD[:19]} to {PYTHON_NEW[:19]} {built}",
+        f"{path}:2: pinned {PYTHON} to {PYTHON_NEW[:19]} {built}",
+        "pin: pinned 1 image and updated 1 image (2 places) in 1 file",
+    ]

@@ -128,7 +128,7 @@ def test_a_searched_folder_passes_over_files_that_are_not_regular(
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines() == [
         f"{tmp_path / 'd' / 'Dockerfile'}:1: {PYTHON} is not pinned",
-        "pin: 1 image in 1 file would change",
+        "pin: 1 image in 1 file would change; run `pin` to fix it",
     ]
     assert unix_socket.exists()  # it was there, and passed over too
 

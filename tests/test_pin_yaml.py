@@ -134,7 +134,7 @@ def test_a_directory_pins_every_kind_of_file_in_one_run(
     assert after[".gitlab-ci.yml"].decode() == GITLAB.replace(NGINX, ng).replace(PYTHON, py)
     assert after["Dockerfile"].decode() == f"FROM {py}\n"
     assert after["docs/mkdocs.yml"].decode() == DOCS  # not pin's: never touched
-    assert "pin: pinned 10 images in 5 files" in ran.stderr
+    assert "pin: pinned 2 images (10 places) in 5 files" in ran.stderr
     assert (
         "compose.yaml:7: skipped cgr.dev/chainguard/python:${TAG:-latest}: made of variables"
         in (ran.stderr)

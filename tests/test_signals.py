@@ -148,7 +148,7 @@ def test_a_signal_during_the_renames_lets_them_finish_as_a_set(
                 "pin: interrupted (SIGTERM) while writing; the renames had begun, so every"
                 " file was written"
             )
-            assert f"pin: pinned {FILES} images in {FILES} files" in stderr
+            assert f"pin: pinned 1 image ({FILES} places) in {FILES} files" in stderr
             return
         # Frozen after the write stage: 143 (or 0 if pin was done), saying it wrote them.
         assert code in (0, 143), stderr

@@ -1,0 +1,41 @@
+"""benchmarks/bench.py must not rot: a tiny run of every figure, one run each.
+
+No timing is asserted: what is checked is that each case ran pin to completion (the benchmark
+exits when a run fails or pins nothing) and produced a figure with its ratios.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def test_quick_benchmark_measures_every_figure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench", bench)  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+
+    figures = bench.main(["--quick", "--runs", "1"])
+
+    assert [f.name[:2] for f in figures] == ["P1", "P2", "P3", "P4"]
+    has_registry = shutil.which("docker-registry") is not None
+    for figure in figures:
+        if figure.name.startswith("P3") and not has_registry:
+            assert math.isnan(figure.pin)
+            continue
+        assert figure.pin > 0
+    printed = capsys.readouterr().out
+    for figure in figures:
+        assert figure.name in printed
+    assert "pin/floor" in printed and "pin/pindock" in printed
