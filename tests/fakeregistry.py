@@ -868,6 +868,10 @@ def _method_not_allowed() -> _Reply:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a client opening dozens of connections at once
+    # (as pin does, one per lookup) would see SYNs dropped and retried a second later, which
+    # no real registry does.
+    request_queue_size = 128
 
     def __init__(self, registry: FakeRegistry) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
