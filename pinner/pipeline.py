@@ -133,9 +133,13 @@ def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
 def run(options: Options) -> Report:
     report = Report(check=options.check)
     sources: list[_Source] = []
-    seen: set[str] = set()
-    for path in options.paths:
-        real = os.path.realpath(path)
+    seen: set[object] = set()  # each file's (device, inode): one stat, where realpath
+    for path in options.paths:  # would lstat every component of the path
+        try:
+            status = os.stat(path)
+            real: object = (status.st_dev, status.st_ino)
+        except OSError:
+            real = path  # _read says what is wrong with it
         if real in seen:
             continue  # the same file by another name: read, resolve and write it once
         seen.add(real)
