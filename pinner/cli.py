@@ -20,7 +20,7 @@ import typer
 from pinner.errors import PinError, UsageError
 from pinner.filters import parse_prefix
 from pinner.limits import MAX_TIMEOUT, MIN_TIMEOUT, REQUEST_TIMEOUT
-from pinner.pipeline import Options, run
+from pinner.pipeline import STDIN, Options, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
 from pinner.signals import Interrupted, interrupting
@@ -274,6 +274,11 @@ def pin(
                     raise UsageError(
                         "--verify and --max-age check existing pins; not with --update or --before"
                     )
+                if STDIN in (paths or ()) and (len(paths or ()) > 1 or json_output):
+                    raise UsageError(
+                        "- reads a Dockerfile on standard input and prints it pinned: give it"
+                        " alone, without --json"
+                    )
                 files = _paths(paths or ["."]) if history is None else ()
                 options = Options(
                     paths=files,
@@ -385,6 +390,10 @@ def _print(
         # The runner reads workflow commands from stderr too; stdout stays pure data.
         for line in report.annotations():
             _err(line)
+    stdin = report.files and report.files[0].path == STDIN
+    if stdin and not (report.errors or diff or report.check):
+        sys.stdout.buffer.write(report.files[0].after)  # pinned, or as it came
+        sys.stdout.flush()
     for line in report.summary(quiet=quiet):
         _say(line, _colour(colour, sys.stderr))
 

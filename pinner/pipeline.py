@@ -102,7 +102,17 @@ class _Audit:
     entry: Entry
 
 
+STDIN = "-"  # `pin - < Dockerfile`: read standard input, print the result on standard output
+
+
 def _read(path: str) -> _Source:
+    if path == STDIN:
+        import sys
+
+        data = sys.stdin.buffer.read(MAX_DOCKERFILE_BYTES + 1)
+        if len(data) > MAX_DOCKERFILE_BYTES:
+            raise FileError("standard input: larger than 4 MiB, too big for a Dockerfile")
+        return _Source(path, data, data.decode("utf-8", "surrogateescape"))
     try:
         what = "a Dockerfile" if kind_of(path) == "dockerfile" else "a YAML file"
         data = read_regular(path, MAX_DOCKERFILE_BYTES, what, "leave it out of the run")
@@ -167,7 +177,7 @@ def run(options: Options) -> Report:
     if report.errors:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
-    if not (options.check or options.diff or options.audit):
+    if not (options.check or options.diff or options.audit or options.paths == (STDIN,)):
         from pinner.write import write_all
 
         write_all([o for o in report.files if o.changed], report)

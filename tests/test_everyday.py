@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -276,3 +278,32 @@ def test_the_summary_says_pinned_or_updated_and_counts_images_once(
         f"{path}:2: pinned {PYTHON} to {PYTHON_NEW[:19]} {built}",
         "pin: pinned 1 image and updated 1 image (2 places) in 1 file",
     ]
+
+
+# -- `pin -`: standard input to standard output -------------------------------------------------
+
+
+def test_pin_dash_reads_stdin_and_prints_it_pinned(cgr: FakeRegistry, tmp_path: Path) -> None:
+    original = f"# syntax check\r\nFROM {PYTHON}\r\nRUN echo hi\r\n".encode()
+    ran = subprocess.run(
+        [sys.executable, "-m", "pinner", *mirror(cgr), "-q", "-"],
+        input=original,
+        capture_output=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == original.replace(PYTHON.encode(), f"{PYTHON}@{PYTHON_NEW}".encode())
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere
+    check = subprocess.run(
+        [sys.executable, "-m", "pinner", "--check", "-"], input=original, capture_output=True
+    )
+    assert (check.returncode, check.stdout) == (1, b"")
+    assert b"-:2: cgr.dev/chainguard/python:latest is not pinned" in check.stderr
+
+
+@pytest.mark.parametrize("args", [["-", "Dockerfile"], ["--json", "-"]])
+def test_pin_dash_goes_alone(args: list[str]) -> None:
+    ran = run_pin(*args)
+    assert ran.code == 2
+    assert "error: - reads a Dockerfile on standard input" in ran.stderr
