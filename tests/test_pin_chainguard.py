@@ -504,3 +504,27 @@ def test_a_file_edited_while_pin_runs_is_not_overwritten(cgr: FakeRegistry, tmp_
     assert path.read_text() == edited
     assert other.read_text() == f"FROM {PYTHON}\n"  # all or nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile", "other.Dockerfile"]
+
+
+def test_every_repository_asks_for_its_window_not_the_whole_history(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    # Repositories after the first get their token before asking (the challenge is known);
+    # that path once sent the challenge's realm and service as the query, instead of start=,
+    # and each lookup read the whole history, page by page, from its oldest build.
+    newest = [
+        cgr.add_nightly(
+            f"chainguard/r{i}", "latest", 2500, datetime.now(UTC) - timedelta(days=2500)
+        )
+        for i in range(3)
+    ]
+    path = dockerfile(
+        tmp_path, "".join(f"FROM cgr.dev/chainguard/r{i}:latest AS s{i}\n" for i in range(3))
+    )
+    ran = run_pin(*mirror(cgr), path)
+    assert ran.code == 0, ran.stderr
+    for i, builds in enumerate(newest):
+        assert f"cgr.dev/chainguard/r{i}:latest@{builds[-1][1]}" in path.read_text()
+        asked = [r for r in cgr.requests_to(f"/r{i}/_chainguard/history/") if r.status == 200]
+        assert len(asked) == 1
+        assert set(asked[0].query) == {"start"}

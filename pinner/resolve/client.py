@@ -229,8 +229,8 @@ class RegistryClient:
         if key not in self._auth and registry in self._challenges:
             # The registry told us how it authenticates when we asked for another of its
             # repositories: get this one's token now instead of after a 401 round trip.
-            scheme, params = self._challenges[registry]
-            scoped = {k: v for k, v in params.items() if k != "scope"}
+            scheme, challenge = self._challenges[registry]
+            scoped = {k: v for k, v in challenge.items() if k != "scope"}
             await self._authenticate_with(registry, repository, scheme, scoped, stale={})
         authenticated = False
         # One budget for network failures and 429/5xx answers together: a request is at most
