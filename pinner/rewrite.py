@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pinner.errors import PinError
-from pinner.scan.result import Found
+from pinner.scan.result import DigestField, Found
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,12 @@ def edit_for(found: Found, new_text: str) -> Edit | None:
     """The smallest edit that turns the token of *found* into *new_text*; None if equal.
 
     Only the differing tail of the token is replaced, so a reference broken over
-    a line continuation can still be pinned as long as the tail is on one line.
+    a line continuation can still be pinned as long as the tail is on one line. Where the
+    file keeps the digest in a field of its own, that field gets *new_text*'s digest (the
+    field and its key are inserted when it is not there yet).
     """
+    if found.digest_field is not None:
+        return _digest_edit(found.digest_field, found.reference.digest, new_text)
     old = found.text
     if old == new_text:
         return None
@@ -45,6 +49,13 @@ def edit_for(found: Found, new_text: str) -> Edit | None:
         )
     start = tail[0] if tail else found.end
     return Edit(start, found.end, new_text[common:])
+
+
+def _digest_edit(place: DigestField, old: str | None, new_text: str) -> Edit | None:
+    digest = new_text.rpartition("@")[2]
+    if digest == old:
+        return None
+    return Edit(place.start, place.end, place.lead + digest)
 
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:

@@ -25,6 +25,10 @@ class Found:
     line: int
     where: str  # "FROM", "COPY --from", "ARG BASE", "services.web.image", ...
     offsets: tuple[int, ...] = field(repr=False)
+    # Set where the file keeps the digest apart from the name (Kustomize's images[].digest):
+    # the pin is written there, and ``text`` is the image it names, written nowhere as such
+    # (``offsets`` is empty).
+    digest_field: DigestField | None = None
 
     @property
     def start(self) -> int:
@@ -33,6 +37,18 @@ class Found:
     @property
     def end(self) -> int:
         return self.offsets[-1] + 1
+
+
+@dataclass(frozen=True)
+class DigestField:
+    """Where a digest alone is written: the span of its value, or, when the field is not
+    there yet, an empty span where it goes and the text that comes before the digest (the
+    line break, indentation and key, ``"\\n    digest: "``, or ``", digest: "`` in a flow
+    mapping)."""
+
+    start: int
+    end: int
+    lead: str = ""
 
 
 @dataclass(frozen=True)

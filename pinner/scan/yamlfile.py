@@ -257,24 +257,11 @@ class YamlText:
         if node.tag != _STR:
             return Skipped(node.value, line, spot.where, "not a string; left alone")
         value = node.value
-        style = node.style or ""
-        span = self.text[start:end]
-        if style in ("|", ">"):
-            block = "a block scalar (| or >); write the image on one line to pin it"
-            return Skipped(value.strip(), line, spot.where, block)
-        quote = style  # "", "'" or '"'
-        token_end = end - len(quote)
-        token_start = token_end - len(value)
-        before = self.text[start : token_start - len(quote)]
-        exact = (
-            token_start - len(quote) >= start
-            and self.text[token_start:token_end] == value
-            and (not quote or self.text[token_start - 1] == quote)
-            and (not before or before[-1] in " \t")
-            and "\n" not in value
-        )
-        if not exact:
-            return Skipped(value, line, spot.where, _inexact(span, quote))
+        token = self.token(node)
+        if isinstance(token, str):
+            shown = value.strip() if node.style in ("|", ">") else value
+            return Skipped(shown, line, spot.where, token)
+        token_start, token_end = token
         line = self.line_of(token_start)
         image = value[len(spot.prefix) :]
         reason = _template(image) or spot.reason
@@ -288,6 +275,31 @@ class YamlText:
             return Skipped(image, line, spot.where, f"not an image reference ({e})")
         first = token_start + len(spot.prefix)
         return Found(image, reference, line, spot.where, tuple(range(first, token_end)))
+
+
+    def token(self, node: ScalarNode) -> tuple[int, int] | str:
+        """The offsets of *node*'s value in the text, when the text there is its value (plain
+        or quoted on one line, no escapes); else why it cannot be spliced exactly."""
+        start = self.base + node.start_mark.index
+        end = self.base + node.end_mark.index
+        value = node.value
+        style = node.style or ""
+        if style in ("|", ">"):
+            return "a block scalar (| or >); write the image on one line to pin it"
+        quote = style  # "", "'" or '"'
+        token_end = end - len(quote)
+        token_start = token_end - len(value)
+        before = self.text[start : token_start - len(quote)]
+        exact = (
+            token_start - len(quote) >= start
+            and self.text[token_start:token_end] == value
+            and (not quote or self.text[token_start - 1] == quote)
+            and (not before or before[-1] in " \t")
+            and "\n" not in value
+        )
+        if not exact:
+            return _inexact(self.text[start:end], quote)
+        return token_start, token_end
 
 
 def _inexact(span: str, quote: str) -> str:
