@@ -17,7 +17,7 @@ import re
 import subprocess
 from collections.abc import Iterable, Iterator
 
-from pinner.scan.kinds import is_yaml
+from pinner.scan.kinds import KUSTOMIZATION_NAMES, is_yaml
 
 PATTERNS = (
     "Dockerfile",
@@ -39,7 +39,7 @@ def is_dockerfile(name: str) -> bool:
 
 
 def _wanted(name: str) -> bool:
-    return is_dockerfile(name) or is_yaml(name)
+    return is_dockerfile(name) or is_yaml(name) or name in KUSTOMIZATION_NAMES
 
 
 def expand(paths: Iterable[str]) -> list[str]:

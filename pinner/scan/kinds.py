@@ -3,6 +3,7 @@
 - ``compose.y*ml``, ``docker-compose.y*ml``, ``(docker-)compose.*.y*ml``: Compose;
 - ``.github/workflows/*.y*ml``: GitHub Actions;
 - ``.gitlab-ci.yml``: GitLab CI;
+- ``kustomization.yaml``, ``kustomization.yml``, ``Kustomization``: Kustomize;
 - any other ``*.yml`` / ``*.yaml``: Kubernetes, when a document has apiVersion and kind; else
   it is not pin's to touch;
 - anything else: a Dockerfile (a file named on the command line, or one of the names
@@ -23,7 +24,9 @@ from pinner.errors import FileError, PinError
 from pinner.rewrite import Edit
 from pinner.scan.result import Scan
 
-Kind = Literal["dockerfile", "compose", "github", "gitlab", "kubernetes"]
+Kind = Literal["dockerfile", "compose", "github", "gitlab", "kubernetes", "kustomize"]
+# The names kustomize build looks for (konfig.RecognizedKustomizationFileNames).
+KUSTOMIZATION_NAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 _COMPOSE_RE = re.compile(r"(docker-)?compose(\.[^/]+)?\.ya?ml")
 _NOTHING = Scan((), ())
 
@@ -39,6 +42,8 @@ def kind_of(path: str) -> Kind:
         return "compose"
     if name == ".gitlab-ci.yml":
         return "gitlab"
+    if name in KUSTOMIZATION_NAMES:
+        return "kustomize"
     if not is_yaml(name):
         return "dockerfile"
     folder = os.path.dirname(os.path.abspath(path))
@@ -65,7 +70,7 @@ def scan_file(path: str, text: str, *, searched: bool = False) -> Scan:
     lenient = searched and kind == "kubernetes"
     if lenient and not ("apiVersion" in text and "image" in text):
         return _NOTHING  # cannot be a manifest with an image: not even parsed
-    from pinner.scan import compose, github, gitlab, kubernetes
+    from pinner.scan import compose, github, gitlab, kubernetes, kustomize
     from pinner.scan.yamlfile import YamlText
 
     try:
@@ -81,6 +86,8 @@ def scan_file(path: str, text: str, *, searched: bool = False) -> Scan:
             f"{path}: not a file pin reads: not named like a Compose, GitHub Actions or GitLab CI"
             " file, and no document has apiVersion and kind"
         )
+    if kind == "kustomize":
+        return kustomize.scan(document)
     scanners = {
         "compose": compose.spots,
         "github": github.spots,

@@ -36,7 +36,7 @@ from pinner.scan.result import Found, Scan, Skipped
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 _NULL = "tag:yaml.org,2002:null"
-_STR = "tag:yaml.org,2002:str"
+STR_TAG = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _RESOLVER: Any = yaml.resolver.Resolver()
@@ -46,6 +46,9 @@ _BOM = "\ufeff"
 # A comment on the line right before a key that tells pin to leave its image alone.
 _IGNORE_RE = re.compile(r"#\s*pin:\s*ignore\b.*")
 IGNORED = "left alone by a `# pin: ignore` comment"
+# The one text a rewrite may add outside a scalar: a Kustomize digest field, on a line of its
+# own or as one more pair of a flow mapping.
+_DIGEST_KEY_RE = re.compile(r"(?:\r?\n *|, )digest: sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def _compose(body: str) -> list[Node]:
             if tag is None and event.implicit[0]:
                 tag = _plain_tag(event.value)
             elif tag is None or tag == "!":
-                tag = _STR
+                tag = STR_TAG
             node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         elif kind is yaml.MappingStartEvent:
             node = MappingNode(event.tag or _MAP, [], event.start_mark, None, event.flow_style)
@@ -176,7 +179,7 @@ def _plain_tag(value: str) -> str:
     if value[:1] in _RESOLVABLE:
         tag: str = _RESOLVER.resolve(ScalarNode, value, (True, False))
         return tag
-    return _STR
+    return STR_TAG
 
 
 def _anchored(anchors: dict[str, Node], alias: Any) -> Node:
@@ -223,7 +226,7 @@ class YamlText:
         end = self._starts[line] - 1 if line < len(self._starts) else len(self.text)
         return self.text[start:end].rstrip("\r")
 
-    def _ignored(self, node: Node) -> bool:
+    def ignored(self, node: Node) -> bool:
         line = self.line_of(self.base + node.start_mark.index)
         return line > 1 and _IGNORE_RE.fullmatch(self._line_text(line - 1).strip()) is not None
 
@@ -254,7 +257,7 @@ class YamlText:
             return Skipped(head, line, spot.where, "not a single string; left alone")
         if node.tag == _NULL or node.value == "":
             return None  # `image:`, `image: ''`: no value
-        if node.tag != _STR:
+        if node.tag != STR_TAG:
             return Skipped(node.value, line, spot.where, "not a string; left alone")
         value = node.value
         token = self.token(node)
@@ -264,8 +267,8 @@ class YamlText:
         token_start, token_end = token
         line = self.line_of(token_start)
         image = value[len(spot.prefix) :]
-        reason = _template(image) or spot.reason
-        if self._ignored(spot.key if spot.key is not None else node):
+        reason = template(image) or spot.reason
+        if self.ignored(spot.key if spot.key is not None else node):
             reason = IGNORED
         if reason is not None:
             return Skipped(image, line, spot.where, reason)
@@ -275,7 +278,6 @@ class YamlText:
             return Skipped(image, line, spot.where, f"not an image reference ({e})")
         first = token_start + len(spot.prefix)
         return Found(image, reference, line, spot.where, tuple(range(first, token_end)))
-
 
     def token(self, node: ScalarNode) -> tuple[int, int] | str:
         """The offsets of *node*'s value in the text, when the text there is its value (plain
@@ -312,7 +314,7 @@ def _inexact(span: str, quote: str) -> str:
     return "written in a form pin does not rewrite"
 
 
-def _template(image: str) -> str | None:
+def template(image: str) -> str | None:
     """Why *image* is a template that only its tool can fill in, or None."""
     if "${{" in image:
         return "a GitHub Actions expression, known only when the workflow runs"
@@ -334,6 +336,10 @@ def check_rewrite(before: str, after: str, edits: Iterable[Edit]) -> None:
         new = _parsed(lambda: list(yaml.parse(new_body, Loader=_LOADER)))
     except FileError as e:
         raise PinError(f"the rewrite breaks the YAML: {e}") from None
+    keys = [e for e in edits if e.start == e.end and _DIGEST_KEY_RE.fullmatch(e.replacement)]
+    for key in keys:
+        new = _without_digest_key(new, key, edits, base)
+    edits = [e for e in edits if e not in keys]
     used = 0
     if len(old) != len(new):
         raise PinError("the rewrite changes the YAML's structure")
@@ -355,6 +361,33 @@ def check_rewrite(before: str, after: str, edits: Iterable[Edit]) -> None:
         used += len(inside)
     if used != len(edits):
         raise PinError("the rewrite touches text outside the image scalars")
+
+
+def _without_digest_key(events: list[Any], key: Edit, edits: list[Edit], base: int) -> list[Any]:
+    """*events* without the ``digest: sha256:...`` pair that *key* inserts (a Kustomize
+    images entry's digest field, see :mod:`pinner.scan.kustomize`); raise unless the pair is
+    there, plain, as the last pair of a mapping."""
+    shift = sum(len(e.replacement) - (e.end - e.start) for e in edits if e.start < key.start)
+    at = key.start + shift + key.replacement.index("digest: ") - base
+    digest = key.replacement.rpartition(" ")[2]
+    for i, event in enumerate(events):
+        mark = event.start_mark if isinstance(event, yaml.ScalarEvent) else None
+        if mark is not None and mark.index == at:
+            pair = events[i : i + 3]
+            if (
+                len(pair) == 3
+                and [_plain(e) for e in pair[:2]] == ["digest", digest]
+                and isinstance(pair[2], yaml.MappingEndEvent)
+            ):
+                return events[:i] + events[i + 2 :]
+            break
+    raise PinError("the rewrite changes the YAML's structure")
+
+
+def _plain(event: Any) -> str | None:
+    """The value of a plain scalar with no anchor or tag; else None."""
+    plain = isinstance(event, yaml.ScalarEvent) and not event.style and event.tag is None
+    return event.value if plain and event.anchor is None else None
 
 
 def _shape(event: Any) -> tuple[Any, ...]:
