@@ -12,7 +12,7 @@ import yaml
 
 from pinner.errors import FileError, PinError
 from pinner.limits import MAX_YAML_DEPTH
-from pinner.rewrite import Edit, apply_edits
+from pinner.rewrite import Edit, apply_edits, edit_for
 from pinner.scan import yamlfile
 from pinner.scan.kinds import check_rewrite, kind_of, scan_file
 from pinner.scan.result import Scan
@@ -25,7 +25,11 @@ PATHS = {
     "github": ".github/workflows/ci.yml",
     "gitlab": ".gitlab-ci.yml",
     "kubernetes": "manifest.yaml",
+    "kustomize": "kustomization.yaml",
 }
+# A Kustomize entry is pinned by a `digest:` pair added after its last key (or before its `}`).
+_DIGEST_LINE_RE = re.compile(rb" *digest: sha256:[0-9a-f]{64}\r?")
+_DIGEST_PAIR_RE = re.compile(rb", digest: sha256:[0-9a-f]{64}")
 NGINX = "cgr.dev/chainguard/nginx:latest"
 
 
@@ -64,6 +68,13 @@ def test_golden_changes_only_image_scalars(name: str) -> None:
     """Line by line, the output differs from the input only by digests added after images."""
     before = (GOLDEN / name).read_bytes().split(b"\n")
     after = (GOLDEN / name.replace(".in.", ".out.")).read_bytes().split(b"\n")
+    if name.startswith("kustomize-"):
+        kept = [_DIGEST_PAIR_RE.sub(b"", line) for line in after]
+        kept = [line for line in kept if not _DIGEST_LINE_RE.fullmatch(line)]
+        assert kept != after
+        # A last line without a line break gains the file's own (CRLF) before the new line.
+        assert [x.removesuffix(b"\r") for x in kept] == [x.removesuffix(b"\r") for x in before]
+        return
     assert len(before) == len(after)
     changed = 0
     for old, new in zip(before, after, strict=True):
@@ -89,6 +100,11 @@ CLAIMS: dict[str, Callable[[bytes], bool]] = {
     "compose-plain.in.yaml": lambda b: b"latest   \n" in b,  # trailing spaces
     "compose-flow.in.yaml": lambda b: b.startswith(b"services: {web: {image: "),
     "kubernetes-multidoc.in.yaml": lambda b: b.count(b"\n---\n") == 4 and b"\n...\n" in b,
+    "kustomize-crlf.in.yaml": lambda b: (
+        b.count(b"\r\n") == b.count(b"\n") == 6 and not b.endswith(b"\n")
+    ),
+    "kustomize-flow.in.yaml": lambda b: b.count(b"  - {name: ") == 2,
+    "kustomize-block.in.yaml": lambda b: b"-   name: " in b and b"# pin: ignore" in b,
 }
 
 
@@ -381,3 +397,122 @@ def test_check_rewrite_accepts_exactly_the_intended_change() -> None:
     text = 'services:\n  a: {image: "nginx"}\n'
     edits = list(edits_for(text, "nginx", "nginx@sha256:" + "a" * 64))
     check_rewrite("compose.yaml", text, apply_edits(text, edits), edits)
+
+
+# -- Kustomize ---------------------------------------------------------------------------------
+
+KUSTOMIZATION = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+DIGEST = "sha256:" + "a" * 64
+
+
+def test_kustomize_resolves_new_name_else_name_with_new_tag() -> None:
+    text = KUSTOMIZATION + (
+        "  - name: nginx\n    newName: cgr.dev/chainguard/nginx\n    newTag: '1'\n"
+        "  - {name: cgr.dev/chainguard/go, newTag: latest}\n"
+        f"  - name: cgr.dev/chainguard/python\n    newTag: latest\n    digest: {DIGEST}\n"
+    )
+    scan = scan_file("base/Kustomization", text)
+    assert where(scan) == [
+        (4, "images[0]", "cgr.dev/chainguard/nginx:1"),
+        (7, "images[1]", "cgr.dev/chainguard/go:latest"),
+        (8, "images[2]", f"cgr.dev/chainguard/python:latest@{DIGEST}"),
+    ]
+    pinned = scan.found[2]
+    assert pinned.reference.digest == DIGEST and pinned.digest_field is not None
+    assert text[pinned.digest_field.start : pinned.digest_field.end] == DIGEST
+    assert all(f.offsets == () for f in scan.found)  # the image is written nowhere as one
+
+
+def test_kustomize_an_existing_digest_is_replaced_and_an_equal_one_left_alone() -> None:
+    text = (
+        KUSTOMIZATION
+        + f"  - name: cgr.dev/chainguard/go\n    newTag: latest\n    digest: {DIGEST}\n"
+    )
+    (found,) = scan_file("kustomization.yaml", text).found
+    assert edit_for(found, f"cgr.dev/chainguard/go:latest@{DIGEST}") is None
+    new = "sha256:" + "b" * 64
+    edit = edit_for(found, f"cgr.dev/chainguard/go:latest@{new}")
+    assert edit is not None and apply_edits(text, [edit]) == text.replace(DIGEST, new)
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("{name: alpine, newName: my/alpine}", "no newTag: the tag is the one in the manifests"),
+        ("{name: alpine}", "sets neither newTag nor digest"),
+        ("{newTag: latest}", "no name"),
+        ("{name: alpine, newTag: 1.20}", "newTag is not a string"),
+        ("{name: alpine, newTag: '${TAG}'}", "made of variables"),
+        ("{name: '{{ .Values.image }}', newTag: x}", "a template"),
+        ("{name: Alpine, newTag: x}", "not an image reference"),
+        ("alpine", "not a mapping"),
+        (f'{{name: alpine, newTag: x, digest: "sha256:\\x61{"a" * 63}"}}', "has escape sequences"),
+        ("name: a\n    newTag: |\n      x\n", "a block scalar"),
+        ("name: a\n    newTag: x\n    other: |\n      x\n", "its last field is not"),
+        ("name: a\n    newTag: x\n    other: [1,\n      2]\n", "its last field is not"),
+        ("{name: a, newTag: x\n    }", "a flow mapping over several lines"),
+    ],
+)
+def test_kustomize_skipped_with_a_reason(entry: str, reason: str) -> None:
+    scan = scan_file("kustomization.yaml", KUSTOMIZATION + f"  - {entry}\n")
+    assert scan.found == ()
+    ((line, place, why),) = skips(scan)
+    assert (line, place) == (4, "images[0]")
+    assert why.startswith(reason), why
+
+
+def test_kustomize_pin_ignore_before_an_entry() -> None:
+    text = KUSTOMIZATION + "  # pin: ignore\n  - {name: a, newTag: x}\n  - {name: b, newTag: y}\n"
+    scan = scan_file("kustomization.yaml", text)
+    assert where(scan) == [(6, "images[1]", "b:y")]
+    assert skips(scan) == [(5, "images[0]", yamlfile.IGNORED)]
+
+
+def test_kustomize_images_in_a_manifest_are_not_read() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nimages:\n  - {name: a, newTag: x}\n"
+    assert scan_file("deploy.yaml", text) == Scan((), ())
+
+
+def insertion(text: str, at: str, lead: str) -> list[Edit]:
+    offset = text.index(at) + len(at)
+    return [Edit(offset, offset, f"{lead}digest: {DIGEST}")]
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "lead"),
+    [
+        # the digest pair where it changes what the document means, each caught
+        ("images:\n- name: a\n  newTag: x\n", "name: a", "\n  "),  # not the last key
+        ("images:\n- name: a\n  newTag: x\n", "newTag: x", "\n"),  # a key of the root
+        ("images:\n- name: a\n  newTag: x\n", "newTag: x", "\n    "),  # breaks the YAML
+        ("images:\n- {name: a, newTag: x}\n", "name: a", ", "),  # not the last pair
+        ("a: b\n", "a: b", "\n#"),  # not the pair the lead says
+    ],
+)
+def test_check_rewrite_accepts_a_digest_pair_only_as_a_mappings_last(
+    text: str, at: str, lead: str
+) -> None:
+    edits = insertion(text, at, lead)
+    after = apply_edits(text, edits)
+    with pytest.raises(PinError, match=r"^kustomization.yaml: .*nothing was written"):
+        check_rewrite("kustomization.yaml", text, after, edits)
+
+
+def test_check_rewrite_accepts_a_digest_pair_after_an_entrys_last_key() -> None:
+    text = "images:\n- name: a\n  newTag: x  # c\r\n- {name: b, newTag: y}\n"
+    edits = insertion(text, "newTag: x", "\r\n  ") + insertion(text, "newTag: y", ", ")
+    check_rewrite("kustomization.yaml", text, apply_edits(text, edits), edits)
+
+
+def test_golden_kustomize_update_replaces_the_digest_in_place() -> None:
+    text = (GOLDEN / "kustomize-update.before.yaml").read_text()
+    edits = []
+    for found in scan_file("kustomization.yaml", text).found:
+        edit = edit_for(found, found.reference.with_digest(fake_digest(found.reference)))
+        assert edit is not None and found.digest_field is not None
+        assert (edit.start, edit.end) == (found.digest_field.start, found.digest_field.end)
+        edits.append(edit)
+    after = apply_edits(text, edits)
+    check_rewrite("kustomization.yaml", text, after, edits)
+    assert after == (GOLDEN / "kustomize-update.after.yaml").read_text()
+    assert len(edits) == 2 and after.count(DIGEST[:7] + "0" * 64) == 0

@@ -58,9 +58,9 @@ def _entry(document: YamlText, node: Node, where: str) -> Found | Skipped | None
             shown = value.value if isinstance(value, ScalarNode) else _head(document, value)
             why = f"{key.value} is not a string; quote it to pin this entry"
             return Skipped(shown, line, where, why)
-        filled = template(value.value)
-        if filled is not None:
-            return Skipped(value.value, line, where, filled)
+        unsafe = template(value.value) or _inexact(document, value)
+        if unsafe is not None:
+            return Skipped(value.value.strip(), line, where, unsafe)
         fields[key.value] = value
     values = {name: value.value for name, value in fields.items()}
     if "name" not in values:
@@ -81,13 +81,17 @@ def _entry(document: YamlText, node: Node, where: str) -> Found | Skipped | None
     if "digest" in fields:
         token = document.token(fields["digest"])
         place = token if isinstance(token, str) else DigestField(*token)
-    elif tag is None:
-        return Skipped(image, line, where, _NO_TAG)
     else:
         place = _insertion(document, node)
     if isinstance(place, str):
         return Skipped(text, line, where, place)
     return Found(text, reference, line, where, (), digest_field=place)
+
+
+def _inexact(document: YamlText, value: ScalarNode) -> str | None:
+    """Why *value* is not written as it is, on one line (see YamlText.token), or None."""
+    token = document.token(value)
+    return token if isinstance(token, str) else None
 
 
 def _insertion(document: YamlText, entry: MappingNode) -> DigestField | str:

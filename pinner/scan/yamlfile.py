@@ -366,7 +366,7 @@ def check_rewrite(before: str, after: str, edits: Iterable[Edit]) -> None:
 def _without_digest_key(events: list[Any], key: Edit, edits: list[Edit], base: int) -> list[Any]:
     """*events* without the ``digest: sha256:...`` pair that *key* inserts (a Kustomize
     images entry's digest field, see :mod:`pinner.scan.kustomize`); raise unless the pair is
-    there, plain, as the last pair of a mapping."""
+    there, plain, as the last pair of the mapping whose last value it follows."""
     shift = sum(len(e.replacement) - (e.end - e.start) for e in edits if e.start < key.start)
     at = key.start + shift + key.replacement.index("digest: ") - base
     digest = key.replacement.rpartition(" ")[2]
@@ -374,10 +374,12 @@ def _without_digest_key(events: list[Any], key: Edit, edits: list[Edit], base: i
         mark = event.start_mark if isinstance(event, yaml.ScalarEvent) else None
         if mark is not None and mark.index == at:
             pair = events[i : i + 3]
+            # Between the scalar before and the mapping's end: a pair of that very mapping.
             if (
                 len(pair) == 3
                 and [_plain(e) for e in pair[:2]] == ["digest", digest]
                 and isinstance(pair[2], yaml.MappingEndEvent)
+                and isinstance(events[i - 1], yaml.ScalarEvent)
             ):
                 return events[:i] + events[i + 2 :]
             break
