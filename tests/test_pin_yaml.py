@@ -336,3 +336,52 @@ def test_a_rewrite_that_would_change_more_than_the_image_writes_nothing(
     assert f"{paths['compose.yaml']}: the rewrite breaks the YAML: not valid YAML" in ran.stderr
     assert paths["compose.yaml"].read_text() == COMPOSE
     assert paths["Dockerfile"].read_text() == f"FROM {PYTHON}\n"
+
+
+# One line ends in CRLF: the digest line added after it takes that line's ending.
+KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+images:
+  - name: nginx
+    newName: cgr.dev/chainguard/nginx
+    newTag: latest\r
+  - {name: cgr.dev/chainguard/python, newTag: latest}
+  - name: alpine
+    newName: my/alpine
+"""
+
+
+def test_kustomize_entries_gain_a_digest_field_and_update_moves_it(
+    registry: FakeRegistry, outside_git: Path
+) -> None:
+    tree(outside_git, {"overlays/prod/kustomization.yaml": KUSTOMIZATION})
+    path = outside_git / "overlays/prod/kustomization.yaml"
+    ran = run_pin(*mirror(registry), "--json", outside_git)
+    assert ran.code == 0, ran.stderr
+    nginx = nginx_digest(registry)
+    assert path.read_bytes().decode() == KUSTOMIZATION.replace(
+        "newTag: latest\r\n", f"newTag: latest\r\n    digest: {nginx}\r\n", 1
+    ).replace("newTag: latest}", f"newTag: latest, digest: {PYTHON_NEW}}}")
+    references: list[dict[str, Any]] = json.loads(ran.stdout)["references"]
+    assert [(r["line"], r["instruction"], r["action"]) for r in references] == [
+        (4, "images[0]", "pinned"),
+        (7, "images[1]", "pinned"),
+        (8, "images[2]", "skipped"),
+    ]
+    assert references[1]["new_image"] == f"{PYTHON}@{PYTHON_NEW}"
+    assert run_pin("--check", path).code == 0
+    pinned = path.read_bytes().decode()
+    path.write_bytes(pinned.replace(PYTHON_NEW, PYTHON_OLD).encode())
+    ran = run_pin(*mirror(registry), "--update", path)
+    assert ran.code == 0, ran.stderr
+    assert path.read_bytes().decode() == pinned
+
+
+def test_check_fails_on_a_kustomize_entry_without_digest(tmp_path: Path) -> None:
+    (path,) = tree(tmp_path, {"Kustomization": KUSTOMIZATION}).values()
+    ran = run_pin("--check", path)  # offline
+    assert ran.code == 1
+    assert f"{path}:4: {NGINX} is not pinned" in ran.stderr
+    assert f"{path}:7: {PYTHON} is not pinned" in ran.stderr
+    assert path.read_bytes().decode() == KUSTOMIZATION
