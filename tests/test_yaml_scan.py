@@ -468,6 +468,11 @@ def test_kustomize_pin_ignore_before_an_entry() -> None:
     assert skips(scan) == [(5, "images[0]", yamlfile.IGNORED)]
 
 
+def test_kustomize_an_aliased_entry_is_pinned_once_where_it_is_written() -> None:
+    text = KUSTOMIZATION + "  - &a {name: a, newTag: x}\n  - *a\n"
+    assert pin_text(text, fake_digest, path="kustomization.yaml").count("digest: ") == 1
+
+
 def test_kustomize_images_in_a_manifest_are_not_read() -> None:
     text = "apiVersion: v1\nkind: ConfigMap\nimages:\n  - {name: a, newTag: x}\n"
     assert scan_file("deploy.yaml", text) == Scan((), ())

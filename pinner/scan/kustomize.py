@@ -34,8 +34,12 @@ _NO_TAG = (
 def scan(document: YamlText) -> Scan:
     found: list[Found] = []
     skipped: list[Skipped] = []
+    seen: set[int] = set()
     for root in document.documents:
         for index, entry in enumerate(items(get(root, "images"))):
+            if id(entry) in seen:  # an alias of an entry: pinned where it is written
+                continue
+            seen.add(id(entry))
             result = _entry(document, entry, f"images[{index}]")
             if isinstance(result, Found):
                 found.append(result)
