@@ -51,16 +51,17 @@ def scan(document: YamlText) -> Scan:
 def _entry(document: YamlText, node: Node, where: str) -> Found | Skipped | None:
     line = document.line_of(document.base + node.start_mark.index)
     if not isinstance(node, MappingNode) or not node.value:
-        return Skipped(_head(document, node), line, where, "not a mapping; left alone")
+        return Skipped(_head(document, node), line, where, "not a mapping with fields; left alone")
     fields: dict[str, ScalarNode] = {}
     for key, value in node.value:
         if not isinstance(key, ScalarNode) or key.tag != STR_TAG:
-            return Skipped(_head(document, node), line, where, "a merge key or odd key; left alone")
+            reason = "a merge key, or a key that is not a string; left alone"
+            return Skipped(_head(document, node), line, where, reason)
         if key.value not in _FIELDS:
             continue
         if not isinstance(value, ScalarNode) or value.tag != STR_TAG or value.value == "":
             shown = value.value if isinstance(value, ScalarNode) else _head(document, value)
-            why = f"{key.value} is not a string; quote it to pin this entry"
+            why = f"{key.value} is empty or not a string; quote it to pin this entry"
             return Skipped(shown, line, where, why)
         unsafe = template(value.value) or _inexact(document, value)
         if unsafe is not None:
