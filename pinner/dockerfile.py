@@ -5,7 +5,8 @@ frontend/dockerfile/parser), written to give what a byte-exact rewrite needs and
 what general-purpose parsers do not: the offset of every character of an image
 token in the original text. It follows BuildKit on the points that matter here:
 
-- parser directives (``# escape=``) are read only at the very top of the file;
+- parser directives (``# escape=``) are read only at the very top of the file, blanks
+  before the ``#`` allowed;
 - instructions are case-insensitive; a line ending in the escape character
   (optionally followed by blanks) continues; inside a continuation, comment lines
   and empty lines are dropped, and leading blanks of continuation lines are kept;
@@ -40,7 +41,14 @@ from pinner.errors import ReferenceError_
 from pinner.reference import parse_reference
 from pinner.scan.result import Found, Scan, Skipped
 
-_DIRECTIVE_RE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*")
+# BuildKit directiveRegexp, matched after the '#' and the spaces after it; Go's \s is ASCII only.
+_DIRECTIVE_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*")
+# Go's unicode.IsSpace, with which BuildKit trims a line before reading a directive in it.
+_GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
 # BuildKit reHeredoc: an optional fd number, <<, an optional '-', then a word with no '<'
 # (so a here-string <<< is no heredoc).
 _HEREDOC_RE = re.compile(r"[0-9]*<<(-?)([^<]+)")
@@ -101,8 +109,18 @@ class _Lines:
 
 
 def _escape_char(contents: list[str]) -> str:
+    """The escape character that the directives at the top of the file set.
+
+    BuildKit (parser.go ``Parse``, ``processLine``) trims the leading whitespace of a line
+    before it looks for a directive there, so `` # escape=` `` counts; then
+    (directives.go ``ParseLine``) the line must start with ``#``, and the first line that
+    is no directive of a known name (a blank line, a comment, an instruction) ends them.
+    """
     for content in contents:
-        match = _DIRECTIVE_RE.fullmatch(content)
+        line = content.lstrip(_GO_SPACE)
+        if not line.startswith("#"):
+            break
+        match = _DIRECTIVE_RE.fullmatch(line[1:].lstrip(_GO_SPACE))
         if match is None or match.group(1).lower() not in _DIRECTIVES:
             break
         if match.group(1).lower() == "escape" and match.group(2) in ("\\", "`"):
@@ -111,7 +129,7 @@ def _escape_char(contents: list[str]) -> str:
 
 
 def _is_comment(content: str) -> bool:
-    return content.lstrip(_BLANKS).startswith("#")
+    return content.lstrip(_GO_SPACE).startswith("#")
 
 
 def _continues(content: str, escape: str) -> int | None:
@@ -235,7 +253,9 @@ def _instructions(text: str, lines: _Lines, *, exact: bool) -> Iterator[_Instruc
         content = contents[index]
         base = lines.starts[index] + (first if index == 0 else 0)
         index += 1
-        stripped = content.lstrip(_BLANKS)
+        # BuildKit trims an instruction's first line, and tests for a comment, with Go's
+        # unicode.IsSpace (trimLeadingWhitespace, isComment): a no-break space counts.
+        stripped = content.lstrip(_GO_SPACE)
         if not stripped:
             ignore_next = False
             continue
@@ -261,7 +281,7 @@ def _instructions(text: str, lines: _Lines, *, exact: bool) -> Iterator[_Instruc
                     break
                 # Continuation: skip comment and empty lines, keep leading blanks.
                 while index < total and (
-                    not contents[index].strip(_BLANKS) or _is_comment(contents[index])
+                    not contents[index].lstrip(_GO_SPACE) or _is_comment(contents[index])
                 ):
                     index += 1
                 if index >= total:

@@ -234,6 +234,30 @@ def found_in(src: str) -> list[tuple[str, int, str]]:
             [(GO, 1, "FROM"), (STATIC, 4, "FROM")],
             id="escape-after-instruction-ignored",
         ),
+        # BuildKit (Parse, processLine) trims the leading whitespace of a line, Go's
+        # unicode.IsSpace, before it reads a directive there: a Windows Dockerfile's
+        # ` # escape=`` holds, and `WORKDIR c:\` does not swallow the next FROM.
+        pytest.param(
+            f" \t# escape=`\n\nFROM {GO}\nWORKDIR c:\\\nFROM {STATIC}\n",
+            [(GO, 3, "FROM"), (STATIC, 5, "FROM")],
+            id="escape-after-blanks",
+        ),
+        pytest.param(
+            f"\u00a0# escape=`\n\u00a0FROM `\n{GO}\nWORKDIR c:\\\nFROM {STATIC}\n",
+            [(GO, 3, "FROM"), (STATIC, 5, "FROM")],
+            id="escape-after-no-break-space",
+        ),
+        pytest.param(
+            f"# syntax=docker/dockerfile:1\n  #  escape = `\n"
+            f"FROM {GO}\nRUN dir c:\\\nFROM {STATIC}\n",
+            [(GO, 3, "FROM"), (STATIC, 5, "FROM")],
+            id="escape-indented-after-syntax",
+        ),
+        pytest.param(
+            f" # a comment\n # escape=`\nFROM {GO}\nRUN echo `\nFROM {STATIC}\n",
+            [(GO, 3, "FROM"), (STATIC, 5, "FROM")],
+            id="escape-indented-after-comment-ignored",
+        ),
         # BuildKit (possibleParserDirective): a directive with an unknown name ends the
         # directives, like any comment; `# escape` after it is a comment.
         pytest.param(
