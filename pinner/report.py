@@ -7,8 +7,6 @@ the CLI prints them. Exit codes: 0 done or nothing to do, 1 ``--check`` (or
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -168,6 +166,8 @@ class Report:
             "errors": self.errors,
             "warnings": self.warnings,
         }
+        import json  # here: the offline check prints no JSON unless asked
+
         text = json.dumps(document, indent=2, ensure_ascii=False)
         # json.dumps escapes C0 controls only. DEL and C1 controls (CSI is \x9b) would reach
         # a terminal that shows the document, and a lone surrogate (a byte of a file that is
@@ -275,6 +275,8 @@ def _plural(count: int, noun: str) -> str:
 
 def unified_diff(outcome: FileOutcome) -> bytes:
     """A ``diff -u`` of one file, a/ and b/ prefixed so ``git apply`` takes it."""
+    import difflib  # here: only --diff needs it
+
     before, after = _lines(outcome.before), _lines(outcome.after)
     out: list[str] = []
     for line in difflib.unified_diff(before, after, f"a/{outcome.path}", f"b/{outcome.path}"):
