@@ -66,6 +66,25 @@ class DistributionResolver:
             raise RegistryError("the manifest's Docker-Content-Digest does not match its content")
         return computed
 
+    async def manifest(self, reference: ImageReference, digest: str) -> bytes:
+        """The body of the manifest or index *digest* names in the reference's repository,
+        checked against the digest (content-addressed: a body that does not hash to it is
+        refused, whatever the registry claims)."""
+        path = f"/v2/{reference.repository}/manifests/{digest}"
+        response = await self.client.request(
+            "GET",
+            reference.registry,
+            reference.repository,
+            path,
+            headers={"Accept": ACCEPT},
+            body=_MANIFEST,
+        )
+        body = response.body
+        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise RegistryError(f"the manifest sent for {digest} does not match that digest")
+        _check_manifest(body)
+        return body
+
 
 def _checked(digest: str) -> str:
     if not is_sha256_digest(digest):
