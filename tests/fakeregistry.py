@@ -76,6 +76,7 @@ FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "chainguard
 #: The real history API's page size; it has no cursor, only ``start``/``end``.
 HISTORY_LIMIT = 1000
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 #: No raw fault writes for longer than this: every loop in a test stops by itself.
 RAW_FAULT_SECONDS = 30.0
@@ -88,6 +89,7 @@ Entry = tuple[str, str]
 
 _HISTORY_PATH = re.compile(r"/v2/(?P<repo>.+)/_chainguard/history/(?P<tag>[^/]+)")
 _MANIFEST_PATH = re.compile(r"/v2/(?P<repo>.+)/manifests/(?P<reference>[^/]+)")
+_BLOB_PATH = re.compile(r"/v2/(?P<repo>.+)/blobs/(?P<digest>[^/]+)")
 _RFC3339 = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
     r"(?:\.(?P<fraction>[0-9]{1,9}))?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -366,6 +368,10 @@ class FakeRegistry:
         self.token_value = token_value  # when set, /token answers this instead of a real token
         self._lock = threading.RLock()
         self._histories: dict[tuple[str, str], _TagHistory] = {}
+        # Content stored by put_manifest / put_blob / put_tag: (repo, digest) -> (type, body).
+        self._manifests: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self._blobs: dict[tuple[str, str], bytes] = {}
+        self._tags: dict[tuple[str, str], str] = {}  # plain tags (cosign's sha256-<hex>.att)
         self._realms: list[_Realm] = []
         self._tokens: dict[str, frozenset[str]] = {}
         self._faults: list[_Fault] = []
@@ -470,6 +476,77 @@ class FakeRegistry:
             ]
             self.add_history(repo, tag, builds, order=order, legacy_keys=legacy_keys)
         return builds
+
+    def put_manifest(self, repo: str, body: bytes, media_type: str) -> str:
+        """Store a manifest or index under its own digest (served by GET and HEAD by digest,
+        exactly these bytes); returns the digest. A tag history may then name it."""
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        with self._lock:
+            self._manifests[(repo, digest)] = (media_type, body)
+        return digest
+
+    def put_blob(self, repo: str, data: bytes) -> str:
+        """Store a blob (a config, a layer, an attestation) under its digest; returns it."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        with self._lock:
+            self._blobs[(repo, digest)] = data
+        return digest
+
+    def put_tag(self, repo: str, tag: str, digest: str) -> None:
+        """Point a plain tag (one without a history, as cosign's ``.att`` tags) at a stored
+        manifest."""
+        with self._lock:
+            self._tags[(repo, tag)] = digest
+
+    def put_image(self, repo: str, platform: str, seed: str = "x") -> str:
+        """A small OCI image for ``platform`` (``os/arch[/variant]``): its config blob names the
+        platform, its one layer is seed-derived bytes. Returns the manifest's digest."""
+        os_, arch, *variant = platform.split("/")
+        config: dict[str, object] = {"os": os_, "architecture": arch, "rootfs": {}}
+        if variant:
+            config["variant"] = variant[0]
+        config_bytes = json.dumps(config, sort_keys=True).encode()
+        layer = hashlib.sha256(f"{seed}/{platform}".encode()).digest()
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+            "config": _descriptor(
+                "application/vnd.oci.image.config.v1+json",
+                config_bytes,
+                self.put_blob(repo, config_bytes),
+            ),
+            "layers": [
+                _descriptor(
+                    "application/vnd.oci.image.layer.v1.tar", layer, self.put_blob(repo, layer)
+                )
+            ],
+        }
+        body = json.dumps(manifest, sort_keys=True).encode()
+        return self.put_manifest(repo, body, OCI_MANIFEST_MEDIA_TYPE)
+
+    def put_index(
+        self,
+        repo: str,
+        platforms: Sequence[str] = ("linux/amd64", "linux/arm64"),
+        seed: str = "x",
+    ) -> tuple[str, dict[str, str]]:
+        """One image per platform and an OCI index over them, as Chainguard publishes; returns
+        the index digest and each platform's manifest digest."""
+        children: dict[str, str] = {}
+        entries: list[dict[str, object]] = []
+        for platform in platforms:
+            digest = children[platform] = self.put_image(repo, platform, seed)
+            media_type, body = self._manifests[(repo, digest)]
+            os_, arch, *variant = platform.split("/")
+            fields = {"os": os_, "architecture": arch}
+            if variant:
+                fields["variant"] = variant[0]
+            entries.append(
+                {"mediaType": media_type, "digest": digest, "size": len(body), "platform": fields}
+            )
+        index = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": entries}
+        body = json.dumps(index, sort_keys=True).encode()
+        return self.put_manifest(repo, body, INDEX_MEDIA_TYPE), children
 
     def load_fixture(
         self, path: str | Path, *, order: Order | None = None, legacy_keys: bool | None = None
@@ -637,6 +714,10 @@ class FakeRegistry:
             if not reading:
                 return _method_not_allowed()
             return self._manifest(match["repo"], match["reference"], headers)
+        if match := _BLOB_PATH.fullmatch(path):
+            if not reading:
+                return _method_not_allowed()
+            return self._blob(match["repo"], match["digest"], headers)
         return _error(404, "NOT_FOUND", f"no route for {path}")
 
     def _ping(self, headers: Mapping[str, str]) -> _Reply:
@@ -710,6 +791,13 @@ class FakeRegistry:
     def _manifest(self, repo: str, reference: str, headers: Mapping[str, str]) -> _Reply:
         if not self._authorised(headers, repo):
             return self._challenge(repo)
+        stored = self._stored_manifest(repo, reference)
+        if stored is not None:
+            media_type, content = stored
+            address = "sha256:" + hashlib.sha256(content).hexdigest()
+            return _Reply(
+                200, (("Content-Type", media_type), ("Docker-Content-Digest", address)), content
+            )
         tags = {tag: h for (name, tag), h in self._histories.items() if name == repo}
         if not tags:
             return self._unknown(repo)
@@ -727,6 +815,28 @@ class FakeRegistry:
         ).encode()
         return _Reply(
             200, (("Content-Type", INDEX_MEDIA_TYPE), ("Docker-Content-Digest", digest)), body
+        )
+
+    def _stored_manifest(self, repo: str, reference: str) -> tuple[str, bytes] | None:
+        """A manifest put_manifest stored, by digest, by plain tag, or as the newest build of a
+        tag history that names a stored manifest."""
+        if ":" in reference:
+            return self._manifests.get((repo, reference))
+        digest = self._tags.get((repo, reference))
+        if digest is None and (history := self._histories.get((repo, reference))) is not None:
+            digest = history.newest_digest()
+        return None if digest is None else self._manifests.get((repo, digest))
+
+    def _blob(self, repo: str, digest: str, headers: Mapping[str, str]) -> _Reply:
+        if not self._authorised(headers, repo):
+            return self._challenge(repo)
+        data = self._blobs.get((repo, digest))
+        if data is None:
+            return _error(404, "BLOB_UNKNOWN", f"blob unknown: {digest}")
+        return _Reply(
+            200,
+            (("Content-Type", "application/octet-stream"), ("Docker-Content-Digest", digest)),
+            data,
         )
 
     # -- auth --------------------------------------------------------------------------------
@@ -851,6 +961,10 @@ def _basic_credentials(headers: Mapping[str, str]) -> tuple[str, str] | None:
     except ValueError:  # binascii.Error and UnicodeDecodeError: garbage is wrong credentials
         return ("", "")
     return (username, password)
+
+
+def _descriptor(media_type: str, data: bytes, digest: str) -> dict[str, object]:
+    return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
 
 def _json(status: int, document: object) -> _Reply:

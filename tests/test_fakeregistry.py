@@ -236,3 +236,31 @@ def test_endless_body_stops_when_the_client_hangs_up(
     assert received > 1024 * 1024
     # The fake is free again at once: its writer saw the hang-up.
     assert history(client, PYTHON, "latest", token).status_code == 200
+
+
+def test_stored_indexes_are_served_byte_for_byte_by_digest_and_as_the_newest_build(
+    registry: FakeRegistry, client: httpx.Client
+) -> None:
+    import hashlib
+    import json
+
+    index, children = registry.put_index(PYTHON, ("linux/amd64", "linux/arm/v7"), seed="n1")
+    registry.add_history(PYTHON, "next", [("2026-01-01T00:00:00Z", index)])
+    headers = {"Authorization": f"Bearer {pull_token(client, PYTHON)}"}
+    by_digest = client.get(f"/v2/{PYTHON}/manifests/{index}", headers=headers)
+    assert "sha256:" + hashlib.sha256(by_digest.content).hexdigest() == index
+    assert by_digest.headers["Docker-Content-Digest"] == index
+    assert client.get(f"/v2/{PYTHON}/manifests/next", headers=headers).content == by_digest.content
+    listed = {m["digest"]: m["platform"] for m in by_digest.json()["manifests"]}
+    assert listed[children["linux/arm/v7"]] == {
+        "os": "linux",
+        "architecture": "arm",
+        "variant": "v7",
+    }
+    manifest = client.get(f"/v2/{PYTHON}/manifests/{children['linux/arm/v7']}", headers=headers)
+    config = client.get(
+        f"/v2/{PYTHON}/blobs/{manifest.json()['config']['digest']}", headers=headers
+    )
+    assert json.loads(config.content)["variant"] == "v7"
+    missing = client.get(f"/v2/{PYTHON}/blobs/sha256:{'0' * 64}", headers=headers)
+    assert missing.status_code == 404
