@@ -151,6 +151,30 @@ def test_check_is_offline_and_fails_on_an_unpinned_compose_image(tmp_path: Path)
     assert path.read_text() == COMPOSE
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("compose.yaml", "services:\n  web:\n    image: Python:3\n", 3),
+        (
+            "deploy.yaml",
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - image: a@sha256:ab\n",
+            5,
+        ),
+        ("kustomization.yaml", "images:\n- {name: Alpine, newTag: '3'}\n", 2),
+    ],
+)
+def test_a_reference_no_runtime_can_pull_fails_the_check_in_yaml_too(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    (path,) = tree(tmp_path, {name: text}).values()
+    ran = run_pin("--check", path)
+    assert ran.code == 2
+    (error,) = [x for x in ran.stderr.splitlines() if x.startswith("error:")]
+    assert error.startswith(f"error: {path}:{line}: not an image reference (")
+    assert error.endswith(": fix the reference")
+    assert path.read_text() == text
+
+
 def test_check_passes_once_pinned(registry: FakeRegistry, tmp_path: Path) -> None:
     (path,) = tree(tmp_path, {"deploy.yaml": DEPLOYMENT}).values()
     assert run_pin(*mirror(registry), path).code == 0

@@ -81,7 +81,7 @@ def _entry(document: YamlText, node: Node, where: str) -> Found | Skipped | None
     try:
         reference = parse_reference(text)
     except ReferenceError_ as e:
-        return Skipped(text, line, where, f"not an image reference ({e})")
+        return Skipped(text, line, where, f"not an image reference ({e})", malformed=True)
     place: DigestField | str
     if "digest" in fields:
         token = document.token(fields["digest"])

@@ -275,7 +275,10 @@ class YamlText:
         try:
             reference = parse_reference(image)
         except ReferenceError_ as e:
-            return Skipped(image, line, spot.where, f"not an image reference ({e})")
+            # The field names an image whatever the tool (Compose, the kubelet, a CI runner):
+            # one that cannot be parsed cannot be pulled, so it is an error, as in a Dockerfile.
+            reason = f"not an image reference ({e})"
+            return Skipped(image, line, spot.where, reason, malformed=True)
         first = token_start + len(spot.prefix)
         return Found(image, reference, line, spot.where, tuple(range(first, token_end)))
 
