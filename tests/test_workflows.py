@@ -207,6 +207,9 @@ def test_pre_commit_offers_a_pin_and_a_check_hook() -> None:
     assert hooks["pin-check"]["entry"] == "pin --check"
     for hook in hooks.values():
         assert hook["language"] == "python"
+        # One process for all the files, so one summary: otherwise pre-commit runs a hook in
+        # as many processes as there are CPUs, each printing its own.
+        assert hook["require_serial"] == "true"
 
 
 @pytest.mark.parametrize("hook", ["pin", "pin-check"])
