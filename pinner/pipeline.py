@@ -450,11 +450,14 @@ class _Work:
         platform = self.options.platform
         why = f"{platform} was asked for with --platform"
         key: tuple[Any, ...] = ("pinned-platform", registry, repository, old)
+        # self.once, not self._call: these are several fetches in a row, each of which takes
+        # the registry's slot (a lookup holding one while waiting for another could wait on
+        # itself for ever).
         try:
             # A pin already at the chosen build stays as it is: no request to learn its kind.
             if platform is None and old is not None and old != resolution.digest:
                 pinned = old
-                platform = await self._call(
+                platform = await self.once.get(
                     key, lambda: self.platforms.pinned_platform(reference, pinned)
                 )
                 why = f"the pin is to its {platform} manifest"
@@ -462,7 +465,7 @@ class _Work:
                 return
             want: Platform = platform
             key = ("child", registry, repository, resolution.digest, str(want))
-            child: str = await self._call(
+            child: str = await self.once.get(
                 key, lambda: self.platforms.child(reference, resolution.digest, want, why)
             )
         except PinError as e:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -377,3 +377,31 @@ def test_on_a_real_registry_a_missing_platform_and_a_single_platform_tag(
     ran = run_pin("--platform", "linux/arm64", path)
     assert ran.code == 0, ran.stderr
     assert path.read_text() == f"FROM {one}@{single}\n"
+
+
+def test_per_platform_lookups_finish_with_one_lookup_in_flight_per_registry(
+    cgr: FakeRegistry, builds: Builds, tmp_path: Path
+) -> None:
+    # A per-platform pin is several fetches in a row; each holds the registry's slot only
+    # while it runs, or one slot (and a registry's 64) would wait on itself for ever.
+    from pinner.pipeline import Options, run
+    from pinner.platforms import parse_platform
+
+    arm64 = builds.old_children["linux/arm64"]
+    path = dockerfile(tmp_path, f"FROM {IMAGE}@{arm64} AS a\nFROM {IMAGE}\n")
+    options = Options(
+        paths=(str(path),),
+        update=True,
+        mirrors=(("cgr.dev", cgr.url),),
+        concurrency=1,
+        platform=None,
+    )
+    report = run(options)
+    assert report.errors == []
+    assert path.read_text() == (
+        f"FROM {IMAGE}@{builds.new_children['linux/arm64']} AS a\nFROM {IMAGE}@{builds.new}\n"
+    )
+    path.write_text(f"FROM {IMAGE}\n")
+    report = run(replace(options, platform=parse_platform("linux/amd64")))
+    assert report.errors == []
+    assert path.read_text() == f"FROM {IMAGE}@{builds.new_children['linux/amd64']}\n"
