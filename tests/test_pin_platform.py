@@ -405,3 +405,19 @@ def test_per_platform_lookups_finish_with_one_lookup_in_flight_per_registry(
     report = run(replace(options, platform=parse_platform("linux/amd64")))
     assert report.errors == []
     assert path.read_text() == f"FROM {IMAGE}@{builds.new_children['linux/amd64']}\n"
+
+
+def test_max_age_dates_a_per_platform_pin_by_the_build_whose_index_lists_it(
+    cgr: FakeRegistry, builds: Builds, tmp_path: Path
+) -> None:
+    path = dockerfile(tmp_path, f"FROM {IMAGE}@{builds.old_children['linux/amd64']}\n")
+    ran = run_pin(*mirror(cgr), "--check", "--max-age", "14d", path)
+    assert ran.code == 1
+    assert (
+        f"the linux/amd64 manifest of build {builds.old[:19]}, built {OLD_DAY}T10:00:00.000Z ("
+        in ran.stderr
+    )
+    assert "a newer build exists" in ran.stderr
+    path.write_text(f"FROM {IMAGE}@{builds.new_children['linux/amd64']}\n")
+    ran = run_pin(*mirror(cgr), "--check", "--max-age", "14d", path)
+    assert ran.code == 0, ran.stderr
