@@ -449,6 +449,7 @@ class _Work:
         old = target.found.reference.digest
         platform = self.options.platform
         why = f"{platform} was asked for with --platform"
+        fix = "choose another platform, or leave --platform out to pin the index"
         key: tuple[Any, ...] = ("pinned-platform", registry, repository, old)
         # self.once, not self._call: these are several fetches in a row, each of which takes
         # the registry's slot (a lookup holding one while waiting for another could wait on
@@ -461,12 +462,13 @@ class _Work:
                     key, lambda: self.platforms.pinned_platform(reference, pinned)
                 )
                 why = f"the pin is to its {platform} manifest"
+                fix = "to pin the index instead, delete the digest and run pin"
             if platform is None:
                 return
             want: Platform = platform
             key = ("child", registry, repository, resolution.digest, str(want))
             child: str = await self.once.get(
-                key, lambda: self.platforms.child(reference, resolution.digest, want, why)
+                key, lambda: self.platforms.child(reference, resolution.digest, want, why, fix)
             )
         except PinError as e:
             self._fail(key, target.source, target.found, e)

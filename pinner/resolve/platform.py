@@ -135,17 +135,19 @@ class PlatformPins:
         return platform
 
     async def child(
-        self, reference: ImageReference, digest: str, platform: Platform, why: str
+        self, reference: ImageReference, digest: str, platform: Platform, why: str, fix: str
     ) -> str:
         """The digest of *platform*'s manifest in the index *digest* names; a single-platform
-        image is its own answer when its config says *platform*. *why* begins the error."""
+        image is its own answer when its config says *platform*. *why* begins the error and
+        *fix* ends it."""
         document = await self.document(reference, digest)
         if is_index(document):
             chosen = select(document, platform)
             if chosen is None:
                 held = ", ".join(platforms_in(document)) or "no platform"
                 raise RegistryError(
-                    f"{why}, and build {digest} has no {platform} manifest (its index lists {held})"
+                    f"{why}, and build {digest} has no {platform} manifest"
+                    f" (its index lists {held}); {fix}"
                 )
             if not is_sha256_digest(chosen.digest):
                 raise RegistryError(
@@ -157,7 +159,7 @@ class PlatformPins:
         if own != platform:
             raise RegistryError(
                 f"{why}, and build {digest} is a single-platform image for"
-                f" {own or 'no named platform'}, not an index"
+                f" {own or 'no named platform'}, not an index; {fix}"
             )
         return digest
 
