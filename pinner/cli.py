@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,9 @@ from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
 from pinner.signals import Interrupted, interrupting
 from pinner.timestamps import parse_duration, parse_timeout, parse_when
+
+if TYPE_CHECKING:
+    from pinner.platforms import Platform
 
 app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 
@@ -221,6 +224,15 @@ def pin(
             " instead of failing.",
         ),
     ] = False,
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            "--platform",
+            metavar="OS/ARCH[/VARIANT]",
+            envvar="PIN_PLATFORM",
+            help="Pin that platform's manifest (linux/arm64) instead of the multi-platform index.",
+        ),
+    ] = None,
     timeout: Annotated[
         str,
         typer.Option(
@@ -270,6 +282,7 @@ def pin(
                 digest_only = configured.get("digest_only", digest_only)
                 skip_no_history = configured.get("skip_no_history", skip_no_history)
                 timeout = configured.get("timeout", timeout)
+                platform = configured.get("platform", platform)
                 if (verify or max_age) and (update or before):
                     raise UsageError(
                         "--verify and --max-age check existing pins; not with --update or --before"
@@ -297,6 +310,7 @@ def pin(
                     # Read here, not by click: "nan" and "inf" pass click's float range, and a
                     # usage error of ours gets a --json document. The config file gives a number.
                     timeout=parse_timeout(str(timeout), MIN_TIMEOUT, MAX_TIMEOUT),
+                    platform=_platform(platform),
                     log=log if verbose else None,
                     progress=progress,
                 )
@@ -351,6 +365,17 @@ def pin(
             raise typer.Exit(128 + signum) from None
     # typer.Exit, not a return value: click drops return values in standalone mode.
     raise typer.Exit(report.exit_code)
+
+
+def _platform(text: str | None) -> Platform | None:
+    if text is None:
+        return None
+    from pinner.platforms import parse_platform
+
+    try:
+        return parse_platform(text)
+    except ValueError as e:
+        raise UsageError(f"--platform {e}") from None
 
 
 def _configured(ctx: typer.Context) -> dict[str, Any]:

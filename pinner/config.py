@@ -35,6 +35,18 @@ def _boolean(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _platform(value: object) -> str | None:
+    from pinner.platforms import parse_platform
+
+    if not isinstance(value, str):
+        return None
+    try:
+        parse_platform(value)
+    except ValueError:
+        return None
+    return value
+
+
 def _seconds(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -49,6 +61,7 @@ _KEYS: dict[str, tuple[str, Callable[[object], Any], str]] = {
     "exclude": ("exclude", _strings, "a list of image name prefixes"),
     "digest-only": ("digest_only", _boolean, "true or false"),
     "skip-no-history": ("skip_no_history", _boolean, "true or false"),
+    "platform": ("platform", _platform, "a platform, os/architecture[/variant]: linux/arm64"),
     "timeout": ("timeout", _seconds, f"a number of seconds, {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}"),
 }
 

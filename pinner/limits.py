@@ -47,12 +47,19 @@ MAX_HISTORY_PAGE_BYTES = 2 * 1024 * 1024
 MAX_TOKEN_BYTES = 64 * 1024
 #: An error answer (4xx/5xx) is read only for its distribution error code; the rest is dropped.
 MAX_ERROR_BODY_BYTES = 16 * 1024
+#: An image's config blob, read to learn which platform a pinned manifest is for (--update of
+#: a per-platform pin): a few KiB usually, more with a long build history in it.
+MAX_IMAGE_CONFIG_BYTES = 4 * 1024 * 1024
 
 # -- Chainguard's tag history ----------------------------------------------------------------
 #: The history API's documented response limit: entries per answer.
 HISTORY_PAGE_ENTRIES = 1000
 #: Pages read for one window before giving up.
 HISTORY_MAX_PAGES = 60
+#: --verify of a per-platform pin on cgr.dev: the indexes of the tag's newest builds read to
+#: find the one that lists it (two months of nightly builds), and how many at once.
+VERIFY_MAX_INDEXES = 60
+VERIFY_INDEXES_AT_ONCE = 8
 
 # -- files -----------------------------------------------------------------------------------
 #: A Dockerfile larger than this is an error naming it (real ones are a few KiB).

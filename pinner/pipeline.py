@@ -22,7 +22,7 @@ from pinner.errors import FileError, NoBuildError, PinError, UnreachableError
 from pinner.files import read_regular
 from pinner.filters import Prefix
 from pinner.limits import CONCURRENCY, MAX_DOCKERFILE_BYTES, REQUEST_TIMEOUT
-from pinner.report import Entry, FileOutcome, Report
+from pinner.report import Entry, FileOutcome, Report, short
 from pinner.rewrite import Edit, apply_edits, edit_for
 from pinner.scan.kinds import check_rewrite, kind_of, scan_file
 from pinner.scan.result import Found
@@ -30,10 +30,13 @@ from pinner.timestamps import NS, Cutoff
 
 if TYPE_CHECKING:
     from pinner.history import Build
+    from pinner.platforms import Platform
+    from pinner.reference import ImageReference
     from pinner.resolve import Resolution
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
+    from pinner.resolve.platform import Listed, PlatformPins
 
 CHAINGUARD = "cgr.dev"
 Log = Callable[[str], None]
@@ -60,6 +63,7 @@ class Options:
     skip_no_history: bool = False
     timeout: float = REQUEST_TIMEOUT
     concurrency: int = CONCURRENCY  # lookups in flight per registry
+    platform: Platform | None = None  # --platform: pin that platform's manifest
     log: Log | None = field(default=None, compare=False)
     progress: Progress | None = field(default=None, compare=False)
 
@@ -173,7 +177,9 @@ def run(options: Options) -> Report:
     if report.errors:
         return report
     report.entries.extend(results.entries)
-    report.files = _rewrite(sources, targets, results.resolutions, options, report)
+    report.files = _rewrite(
+        sources, targets, results.resolutions, options, report, results.platformed
+    )
     if report.errors:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
@@ -290,6 +296,10 @@ class _Results:
     resolutions: dict[_Key, Resolution] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)  # audited, or skipped by a cooldown
     errors: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # (place, message)
+    # Per-platform pins: (tag, the digest the reference has) -> the manifest chosen, its platform.
+    platformed: dict[tuple[_Key, str | None], tuple[Resolution, Platform]] = field(
+        default_factory=dict
+    )
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
@@ -363,6 +373,12 @@ class _Work:
     limits: dict[str, Any] = field(default_factory=dict)
     results: _Results = field(default_factory=_Results)
     _failed: dict[tuple[Any, ...], int] = field(default_factory=dict)  # key: its index in errors
+    platforms: PlatformPins = field(init=False)
+
+    def __post_init__(self) -> None:
+        from pinner.resolve.platform import PlatformPins
+
+        self.platforms = PlatformPins(self.distribution, self._call)
 
     async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
         """*make()*, once per key; every key names its registry second."""
@@ -420,6 +436,47 @@ class _Work:
             self._fail(key, target.source, target.found, e)
             return
         self.results.resolutions[target.key] = resolution
+        await self._pin_platform(target, reference, resolution)
+
+    async def _pin_platform(
+        self, target: _Target, reference: ImageReference, resolution: Resolution
+    ) -> None:
+        """--platform, or a per-platform pin being refreshed: that platform's manifest of the
+        chosen build instead of the build's index."""
+        from pinner.resolve import Resolution
+
+        registry, repository, _ = target.key
+        old = target.found.reference.digest
+        platform = self.options.platform
+        why = f"{platform} was asked for with --platform"
+        fix = "choose another platform, or leave --platform out to pin the index"
+        key: tuple[Any, ...] = ("pinned-platform", registry, repository, old)
+        # self.once, not self._call: these are several fetches in a row, each of which takes
+        # the registry's slot (a lookup holding one while waiting for another could wait on
+        # itself for ever).
+        try:
+            # A pin already at the chosen build stays as it is: no request to learn its kind.
+            if platform is None and old is not None and old != resolution.digest:
+                pinned = old
+                platform = await self.once.get(
+                    key, lambda: self.platforms.pinned_platform(reference, pinned)
+                )
+                why = f"the pin is to its {platform} manifest"
+                fix = "to pin the index instead, delete the digest and run pin"
+            if platform is None:
+                return
+            want: Platform = platform
+            key = ("child", registry, repository, resolution.digest, str(want))
+            child: str = await self.once.get(
+                key, lambda: self.platforms.child(reference, resolution.digest, want, why, fix)
+            )
+        except PinError as e:
+            self._fail(key, target.source, target.found, e)
+            return
+        self.results.platformed[(target.key, old)] = (
+            Resolution(child, resolution.published),
+            want,
+        )
 
     async def audit(self, audit: _Audit) -> None:
         """--verify and --max-age for one pinned reference."""
@@ -431,6 +488,8 @@ class _Work:
                 key = ("builds", ref.registry, ref.repository, ref.tag)
                 builds: list[Build] = await self._call(key, lambda: self.chainguard.all_builds(ref))
                 finding = _audit_history(entry, digest, builds, self.options)
+                if finding.action == "unverified":
+                    finding = await self._audit_listed(ref, entry, finding, digest, builds)
             else:
                 key = ("exists", ref.registry, ref.repository, digest)
                 finding = await self._audit_manifest(key, entry, digest)
@@ -439,8 +498,36 @@ class _Work:
             return
         self.results.entries.append(finding)
 
+    async def _audit_listed(
+        self, ref: ImageReference, entry: Entry, finding: Entry, digest: str, builds: list[Build]
+    ) -> Entry:
+        """A pin not in the tag's history may be one platform's manifest of a build that is:
+        found in the indexes of the newest builds, read only for a pin that is an image
+        manifest (a HEAD says), newest first and bounded."""
+        from pinner.errors import NotFoundError
+        from pinner.platforms import INDEX_TYPES
+
+        try:
+            head = await self.platforms.head(ref, digest)
+        except NotFoundError:
+            return finding
+        if head.media_type in INDEX_TYPES:
+            return finding
+        listed, read = await self.platforms.listed_in(ref, digest, builds)
+        if listed is None:
+            newest = f"the newest {read} builds" if read > 1 else "its build"
+            return replace(
+                finding,
+                reason=f"{digest} is not in the history of tag {finding.tag}, nor in the index"
+                f" of {newest}",
+            )
+        dated = _audit_history(entry, listed.build.digest, builds, self.options)
+        build = short(listed.build.digest)
+        return _listed(dated, listed, "", f" of build {build}, {dated.reason}")
+
     async def _audit_manifest(self, key: tuple[Any, ...], entry: Entry, digest: str) -> Entry:
         from pinner.errors import NotFoundError
+        from pinner.platforms import INDEX_TYPES
         from pinner.reference import ImageReference
 
         if self.options.max_age is not None and not self.options.verify:
@@ -453,7 +540,9 @@ class _Work:
             )
         reference = ImageReference(entry.registry, entry.repository or "", None, None)
         try:
-            found = await self._call(
+            # A HEAD says whether the digest exists and, by its type, whether it is an index.
+            head = await self.platforms.head(reference, digest)
+            found = head.digest or await self._call(
                 key, lambda: self.distribution.manifest_digest(reference, digest)
             )
         except NotFoundError:
@@ -466,7 +555,36 @@ class _Work:
             return replace(
                 entry, action="unverified", reason=f"the registry answers {found} for {digest}"
             )
-        return replace(entry, reason="verified: the digest exists in the repository")
+        verified = replace(entry, reason="verified: the digest exists in the repository")
+        if entry.tag is None or head.media_type in INDEX_TYPES:
+            return verified
+        # One platform's manifest: say which, when the tag's current index lists it.
+        tagged = ImageReference(entry.registry, entry.repository or "", entry.tag, None)
+        try:
+            current = await self._call(
+                ("resolve", entry.registry, entry.repository, entry.tag),
+                lambda: self.distribution.resolve(tagged, None),
+            )
+        except PinError:
+            return verified  # the tag cannot be read: the digest exists, as said
+        if current.digest == digest:
+            return verified
+        listed = await self.platforms.current_child(reference, current.digest, digest)
+        if listed is None:
+            return verified
+        return _listed(verified, listed, "verified: ", " of the tag's current index")
+
+
+def _listed(finding: Entry, listed: Listed, before: str, after: str) -> Entry:
+    """*finding* for a pin that is one platform's manifest of an index: its reason says which
+    platform's, between *before* and *after*."""
+    platform = listed.platform
+    name = f"the {platform} manifest" if platform is not None else "a manifest"
+    return replace(
+        finding,
+        platform=None if platform is None else str(platform),
+        reason=f"{before}{name}{after}",
+    )
 
 
 def _audit_history(entry: Entry, digest: str, builds: list[Build], options: Options) -> Entry:
@@ -503,6 +621,7 @@ def _rewrite(
     resolutions: dict[_Key, Resolution],
     options: Options,
     report: Report,
+    platformed: dict[tuple[_Key, str | None], tuple[Resolution, Platform]] | None = None,
 ) -> list[FileOutcome]:
     by_source: dict[str, list[_Target]] = {}
     for target in targets:
@@ -515,6 +634,10 @@ def _rewrite(
             if resolution is None:
                 continue  # skipped while resolving (a cooldown no build is old enough for)
             found = target.found
+            platform = None
+            chosen = (platformed or {}).get((target.key, found.reference.digest))
+            if chosen is not None:
+                resolution, platform = chosen
             new = found.reference.with_digest(resolution.digest, keep_tag=not options.digest_only)
             old_digest = found.reference.digest
             same = old_digest == resolution.digest and found.reference.tag is not None
@@ -532,6 +655,7 @@ def _rewrite(
                     new_digest=resolution.digest,
                     new_image=new if edit is not None else None,
                     published=resolution.published,
+                    platform=None if platform is None else str(platform),
                 )
             )
             if edit is not None:

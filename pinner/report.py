@@ -45,6 +45,7 @@ class Entry:
     published: str | None = None  # build time of new_digest (or of old_digest for checks)
     reason: str | None = None
     audited: bool = False  # looked at by --verify or --max-age
+    platform: str | None = None  # a per-platform pin: the platform of its manifest (linux/arm64)
 
     @property
     def changes(self) -> bool:
@@ -221,12 +222,14 @@ def _describe(entry: Entry, hypothetical: bool, *, located: bool = True) -> str:
     if entry.new_digest is None:
         return f"{prefix}{entry.image} is not pinned"
     built = f" (built {entry.published})" if entry.published else ""
+    # A per-platform pin says so: the digest is that platform's manifest, not the index.
+    platform = f" ({entry.platform})" if entry.platform else ""
     if entry.action == "updated":
         verb = "would update" if hypothetical else "updated"
-        moved = f"from {short(entry.old_digest)} to {short(entry.new_digest)}"
+        moved = f"from {short(entry.old_digest)} to {short(entry.new_digest)}{platform}"
         return f"{prefix}{verb} {_name(entry)} {moved}{built}"
     verb = "would pin" if hypothetical else "pinned"
-    return f"{prefix}{verb} {_name(entry)} to {short(entry.new_digest)}{built}"
+    return f"{prefix}{verb} {_name(entry)} to {short(entry.new_digest)}{platform}{built}"
 
 
 def _counted(changes: list[Entry], *, written: bool) -> str:

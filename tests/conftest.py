@@ -37,6 +37,7 @@ def isolated_environment(
         "FORCE_COLOR",
         *(f"PIN_{name}" for name in ("MIRROR", "ONLY", "EXCLUDE", "DIGEST_ONLY", "TIMEOUT")),
         "PIN_SKIP_NO_HISTORY",
+        "PIN_PLATFORM",
     ):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -36,6 +36,7 @@ JSON_KEYS = {
     "published",
     "reason",
     "audited",
+    "platform",
 }
 
 
@@ -401,6 +402,7 @@ def test_json_describes_every_reference(cgr: FakeRegistry, tmp_path: Path) -> No
         "published": NEW_BUILT,
         "reason": None,
         "audited": False,
+        "platform": None,
     }
     assert unchanged == {
         **pinned,
