@@ -30,15 +30,19 @@ from pinner.timestamps import NS, Cutoff
 
 if TYPE_CHECKING:
     from pinner.history import Build
+    from pinner.platforms import Platform
     from pinner.resolve import Resolution
+    from pinner.resolve.attestations import Sbom
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
+    from pinner.sbom import Changes
 
 CHAINGUARD = "cgr.dev"
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
 _Key = tuple[str, str, str]  # registry, repository, tag
+_SbomKey = tuple[str, str, str]  # registry, repository, digest
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class Options:
     skip_no_history: bool = False
     timeout: float = REQUEST_TIMEOUT
     concurrency: int = CONCURRENCY  # lookups in flight per registry
+    changes: bool = False  # --changes: what changed in each moved pin, from the SBOMs
+    platform: Platform | None = None  # --platform: pin that platform's manifest
     log: Log | None = field(default=None, compare=False)
     progress: Progress | None = field(default=None, compare=False)
 
@@ -177,6 +183,11 @@ def run(options: Options) -> Report:
     if report.errors:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
+    if options.changes:
+        from pinner.changes import attach
+
+        report.sbom = True
+        report.entries = attach(report.entries, results.sboms)
     if not (options.check or options.diff or options.audit or options.paths == (STDIN,)):
         from pinner.write import write_all
 
@@ -290,6 +301,7 @@ class _Results:
     resolutions: dict[_Key, Resolution] = field(default_factory=dict)
     entries: list[Entry] = field(default_factory=list)  # audited, or skipped by a cooldown
     errors: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # (place, message)
+    sboms: dict[tuple[str, str, str], Sbom] = field(default_factory=dict)  # --changes
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
@@ -320,7 +332,25 @@ async def _resolve_async(
                 options.progress(done, len(jobs))
 
         await asyncio.gather(*(tick(job) for job in jobs))
+        if options.changes and not work.results.errors:
+            # After every pin is resolved: an SBOM never holds one up, nor fails it.
+            from pinner.changes import read_sboms
+            from pinner.resolve.attestations import AttestationReader
+
+            reader = AttestationReader(client, work.distribution)
+            moved = _moved(targets, work.results.resolutions)
+            work.results.sboms = await read_sboms(reader, moved, options.platform, work._call)
     return work.results
+
+
+def _moved(targets: list[_Target], resolutions: dict[_Key, Resolution]) -> list[_SbomKey]:
+    """Both digests of every pin that moves: the SBOMs --changes compares."""
+    keys: list[_SbomKey] = []
+    for target in targets:
+        ref, resolution = target.found.reference, resolutions.get(target.key)
+        if ref.digest is not None and resolution is not None and resolution.digest != ref.digest:
+            keys += [(ref.registry, ref.repository, d) for d in (ref.digest, resolution.digest)]
+    return keys
 
 
 @contextlib.asynccontextmanager
@@ -563,6 +593,8 @@ class HistoryListing:
     digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
     pinned: Build | None = None  # the build of that digest, if it is in the history
     behind: int = 0  # how many builds of the tag are newer than the pinned one
+    # --changes: per build's digest, what changed since the build before it, or why unknown
+    changes: dict[str, tuple[Changes | None, str | None]] = field(default_factory=dict)
 
 
 def history(image: str, options: Options, limit: int) -> HistoryListing:
@@ -579,12 +611,21 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
     if reference.digest is not None and reference.tag is None:
         raise UsageError(f"--history {image}: name a tag, not a digest")
 
+    changes: dict[str, tuple[Changes | None, str | None]] = {}
+
     async def fetch() -> tuple[list[Build], list[Build]]:
         from pinner.resolve.chainguard import ChainguardResolver
 
         async with _registry_client(options, [CHAINGUARD]) as client:
             resolver = ChainguardResolver(client)
-            recent = await resolver.recent_builds(reference, options.cutoff, limit)
+            # --changes compares the oldest row shown with the build before it, too.
+            wanted = limit + 1 if options.changes else limit
+            recent = await resolver.recent_builds(reference, options.cutoff, wanted)
+            if options.changes:
+                changes.update(
+                    await _history_changes(client, reference.repository, recent, options)
+                )
+                recent = recent[:limit]
             if reference.digest is None:
                 return recent, []
             # Where the pin sits needs the whole history: it may be older than any row shown.
@@ -598,7 +639,52 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
         raise type(e)(f"{image}: {e}") from None
     mine = [b for b in every if b.digest == reference.digest]
     if not mine:
-        return HistoryListing(image, builds, reference.digest)
+        return HistoryListing(image, builds, reference.digest, changes=changes)
     pinned = max(mine)
     behind = sum(1 for b in every if b.ns > pinned.ns)
-    return HistoryListing(image, builds, reference.digest, pinned, behind)
+    return HistoryListing(image, builds, reference.digest, pinned, behind, changes)
+
+
+async def _history_changes(
+    client: RegistryClient, repository: str, builds: list[Build], options: Options
+) -> dict[str, tuple[Changes | None, str | None]]:
+    """``--history --changes``: for each build (newest first), what changed since the one
+    listed after it; the oldest build read has nothing to compare with."""
+    from pinner.changes import compared, read_sboms
+    from pinner.resolve.attestations import AttestationReader
+    from pinner.resolve.distribution import DistributionResolver
+
+    reader = AttestationReader(client, DistributionResolver(client))
+    once, limits = _Once(), Semaphores(options.concurrency)
+
+    async def call(key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
+        async def limited() -> Any:
+            async with limits.get(key[1]):
+                return await make()
+
+        return await once.get(key, limited)
+
+    keys = [(CHAINGUARD, repository, b.digest) for b in builds]
+    sboms = await read_sboms(reader, keys, options.platform, call)
+    found: dict[str, tuple[Changes | None, str | None]] = {}
+    from itertools import pairwise
+
+    for newer, older in pairwise(builds):
+        old = sboms[(CHAINGUARD, repository, older.digest)]
+        found[newer.digest] = compared(old, sboms[(CHAINGUARD, repository, newer.digest)])
+    return found
+
+
+class Semaphores:
+    """One asyncio.Semaphore per registry, made inside the running loop."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._made: dict[str, Any] = {}
+
+    def get(self, registry: str) -> Any:
+        import asyncio
+
+        if registry not in self._made:
+            self._made[registry] = asyncio.Semaphore(self.size)
+        return self._made[registry]
