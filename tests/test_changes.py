@@ -347,3 +347,66 @@ def test_spdx_helper_matches_what_apko_marks() -> None:
         "glibc",
         "wolfi",
     }
+
+
+# --- memory: a large SBOM is read in stages -----------------------------------------------------
+
+
+def test_a_large_sbom_in_bounded_memory(pin_command: str, tmp_path: Path) -> None:
+    """A 46 MB envelope (an SPDX document of 30,000 packages) read in a fresh process: its
+    peak RSS stays within 5 times the envelope's size above the same run without --changes."""
+    from tests.test_faults_network import run_measured
+
+    with running_registry() as registry:
+        old, old_children = registry.put_index(REPO, seed="old")
+        new, new_children = registry.put_index(REPO, seed="new")
+        registry.add_history(REPO, "latest", [(ago(2), old), (ago(1), new)])
+        attach_sbom(registry, REPO, new_children["linux/amd64"], NEW)
+        subject = old_children["linux/amd64"]
+        document = spdx(subject, [(f"package-{i}", f"{i}.0-r0") for i in range(10_000)])
+        for package in document["packages"]:  # type: ignore[attr-defined]
+            package["description"] = "x" * 800  # licence texts and descriptions weigh most
+        blob = envelope(statement(subject, SPDX_TYPE, document))
+        del document
+        attach(registry, REPO, subject, (blob, SPDX_TYPE))
+        size_mib = len(blob) // 2**20
+        del blob
+        path = tmp_path / "Dockerfile"
+        runs: dict[str, int] = {}
+        for flags in ("--changes", "--no-color"):
+            path.write_text(f"FROM {IMAGE}@{old}\n")
+            ran, runs[flags] = run_measured(
+                [pin_command, "--update", flags, *mirror(registry), str(path)], tmp_path
+            )
+            assert ran.code == 0, ran.stderr
+            assert path.read_text() == f"FROM {IMAGE}@{new}\n"
+            assert ("10000 removed (linux/amd64)" in ran.stderr) == (flags == "--changes")
+    assert size_mib >= 40
+    peak, baseline = runs["--changes"], runs["--no-color"]
+    assert peak - baseline < 5 * size_mib, (peak, baseline, size_mib)
+
+
+# --- the GitHub Action's step summary ---------------------------------------------------------
+
+
+def test_the_action_summary_counts_the_changes_per_image(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    from tests.test_action import run_step
+
+    old, new = builds(registry, (OLD, OLD_ARM), (NEW, NEW_ARM))
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    (workspace / "Dockerfile").write_text(f"FROM {IMAGE}@{old}\n")
+    (workspace / "compose.yaml").write_text(
+        f"services:\n  a:\n    image: {IMAGE}@{old}\n  b:\n    image: {IMAGE}@{old}\n"
+    )
+    args = f"--changes --mirror cgr.dev={registry.url}"
+    step = run_step(workspace, tmp_path, mode="update", args=args)
+    assert step.code == 0, step.stderr
+    assert (workspace / "Dockerfile").read_text() == f"FROM {IMAGE}@{new}\n"
+    assert "### What changed in the images (from their SBOMs; signatures not checked)" in (
+        step.summary
+    )
+    rows = [line for line in step.summary.splitlines() if line.startswith(f"| `{IMAGE}` |")]
+    assert rows == [f"| `{IMAGE}` | 1 | 1 | 1 | linux/amd64 |"]  # once for three places
