@@ -10,6 +10,9 @@ It speaks the part of cgr.dev that pinner uses, the way cgr.dev speaks it:
   first, at most 1000 entries: the oldest 1000 of the window. A client that asks for a nightly tag
   without narrowing the window never sees the newest builds.
 * ``HEAD``/``GET /v2/<repo>/manifests/<tag-or-digest>``: the tag points at its newest build.
+* ``GET /v2/<repo>/referrers/<digest>`` (OCI 1.1): an index of the stored manifests whose
+  ``subject`` is the digest, with their ``artifactType`` and annotations, ``artifactType=``
+  filtering; ``referrers = False`` answers 404 instead, as a registry without the API does.
 
 Tests add data (``add_history``, ``add_nightly``, ``load_fixture``), private repositories
 (``add_private``), faults (``fail``, ``delay``, ``set_bad_payload``, ``misbehave``) and read
