@@ -19,6 +19,7 @@ from pinner.limits import MAX_SBOM_BYTES
 from pinner.pipeline import Options, run
 from pinner.platforms import parse_platform
 from tests.attest import (
+    CYCLONEDX_TYPE,
     SPDX_TYPE,
     att_tag,
     attach,
@@ -203,6 +204,9 @@ def test_history_lists_what_each_build_changed(registry: FakeRegistry) -> None:
         "      - ncurses 6.4-r1",
     ]
     assert not any(first in p for p in (lines[1], lines[4]))
+    # The SBOMs of the three builds read, once each: two rows and the build before them.
+    assert sum(first[7:] in p for p in sbom_requests(registry)) == 2  # its .att, its referrers
+    registry.clear_log()
     json_ran = run_pin("--history", IMAGE, "--changes", "--json", *mirror(registry))
     rows = json.loads(json_ran.stdout)["builds"]
     assert [r["digest"] for r in rows] == [third, second, first]
@@ -211,6 +215,44 @@ def test_history_lists_what_each_build_changed(registry: FakeRegistry) -> None:
     ]
     assert rows[2]["changes"] is None
     assert rows[2]["changes_reason"] == "no earlier build read to compare with"
+
+
+def test_check_diff_update_fails_and_shows_the_changes(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    old, new = builds(registry, (OLD, OLD_ARM), (NEW, NEW_ARM))
+    path = dockerfile(tmp_path, old)
+    ran = run_pin("--check", "--diff", "--update", "--changes", *mirror(registry), path)
+    assert ran.code == 1
+    assert f"+FROM {IMAGE}@{new} AS s0" in ran.stdout  # the diff on stdout, the changes on stderr
+    assert "libcrypt1" not in ran.stdout
+    assert changes_lines(ran) == AMD64_LINES
+    assert path.read_text() == f"FROM {IMAGE}@{old} AS s0\n"
+    quiet = run_pin("--check", "--update", "--changes", "-q", *mirror(registry), path)
+    assert quiet.code == 1 and changes_lines(quiet) == []
+
+
+def test_a_cyclonedx_sbom_is_compared_too(registry: FakeRegistry, tmp_path: Path) -> None:
+    old, new = builds(registry, ([], []), ([], []))
+    for index, version in ((old, "3.3.1-r0"), (new, "3.3.2-r0")):
+        bom = {"components": [{"type": "library", "name": "openssl", "version": version}]}
+        blob = envelope(statement(index, CYCLONEDX_TYPE, bom))
+        attach(registry, REPO, index, (blob, CYCLONEDX_TYPE))
+    ran = run_pin("--update", "--changes", *mirror(registry), dockerfile(tmp_path, old))
+    assert changes_lines(ran) == [
+        f"{IMAGE}: 1 changed, 0 added, 0 removed",
+        "  openssl 3.3.1-r0 -> 3.3.2-r0",
+    ]
+
+
+def test_control_characters_from_an_sbom_are_shown_escaped(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    old, _ = builds(registry, (OLD, []), ([("evil\x1b]0;owned\x07", "1\x9b2J")], []))
+    ran = run_pin("--update", "--changes", *mirror(registry), dockerfile(tmp_path, old))
+    assert ran.code == 0
+    assert "\x1b" not in ran.stderr and "\x9b" not in ran.stderr
+    assert "  + evil\\x1b]0;owned\\x07 1\\x9b2J" in ran.stderr.splitlines()
 
 
 # --- no SBOM, or one that cannot be read: the pin still happens ------------------------------
@@ -239,7 +281,9 @@ def reason(ran: Ran) -> str:
     return str(json.loads(ran.stdout)["references"][0]["changes_reason"])
 
 
-def test_no_sbom_attached(registry: FakeRegistry, tmp_path: Path) -> None:
+@pytest.mark.parametrize("referrers", [True, False], ids=["referrers-api", "no-referrers-api"])
+def test_no_sbom_attached(registry: FakeRegistry, tmp_path: Path, referrers: bool) -> None:
+    registry.referrers = referrers
     ran = moved_with(registry, tmp_path, [])
     assert reason(ran) == "no SBOM attached (the old build)"
 
