@@ -52,10 +52,10 @@ def compared(old: Sbom | None, new: Sbom | None) -> tuple[Changes | None, str | 
         return None, "no SBOM was read"
     for side, sbom in (("old", old), ("new", new)):
         if sbom.packages is None:
-            return None, f"{sbom.reason} (the {side} build)"
+            where = f", {sbom.platform}" if sbom.platform else ""
+            return None, f"{sbom.reason} (the {side} build{where})"
     assert old.packages is not None and new.packages is not None
-    platform = new.platform or old.platform
-    return diff(old.packages, new.packages, platform), None
+    return diff(old.packages, new.packages, new.platform or old.platform), None
 
 
 def attach(entries: list[Entry], sboms: dict[Key, Sbom]) -> list[Entry]:

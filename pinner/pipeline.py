@@ -655,7 +655,7 @@ async def _history_changes(
     from pinner.resolve.distribution import DistributionResolver
 
     reader = AttestationReader(client, DistributionResolver(client))
-    once, limits = _Once(), Semaphores(options.concurrency)
+    once, limits = _Once(), _Semaphores(options.concurrency)
 
     async def call(key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
         async def limited() -> Any:
@@ -675,7 +675,7 @@ async def _history_changes(
     return found
 
 
-class Semaphores:
+class _Semaphores:
     """One asyncio.Semaphore per registry, made inside the running loop."""
 
     def __init__(self, size: int) -> None:

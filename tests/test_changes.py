@@ -285,13 +285,13 @@ def reason(ran: Ran) -> str:
 def test_no_sbom_attached(registry: FakeRegistry, tmp_path: Path, referrers: bool) -> None:
     registry.referrers = referrers
     ran = moved_with(registry, tmp_path, [])
-    assert reason(ran) == "no SBOM attached (the old build)"
+    assert reason(ran) == "no SBOM attached (the old build, linux/amd64)"
 
 
 def test_only_other_attestations_attached(registry: FakeRegistry, tmp_path: Path) -> None:
     provenance = envelope(statement("sha256:" + "1" * 64, "https://slsa.dev/provenance/v1", {}))
     ran = moved_with(registry, tmp_path, [(provenance, "https://slsa.dev/provenance/v1")])
-    assert reason(ran) == "no SBOM attached (the old build)"
+    assert reason(ran) == "no SBOM attached (the old build, linux/amd64)"
 
 
 @pytest.mark.parametrize(
@@ -311,21 +311,21 @@ def test_only_other_attestations_attached(registry: FakeRegistry, tmp_path: Path
 )
 def test_a_malformed_sbom(registry: FakeRegistry, tmp_path: Path, blob: bytes, why: str) -> None:
     ran = moved_with(registry, tmp_path, [(blob, SPDX_TYPE)])
-    assert reason(ran) == f"SBOM unreadable: {why} (the old build)"
+    assert reason(ran) == f"SBOM unreadable: {why} (the old build, linux/amd64)"
 
 
 def test_an_sbom_about_another_image(registry: FakeRegistry, tmp_path: Path) -> None:
     other = "sha256:" + "2" * 64
     ran = moved_with(registry, tmp_path, [(sbom_envelope(other, OLD), SPDX_TYPE)])
     assert reason(ran).startswith("SBOM unreadable: the SBOM attached to sha256:")
-    assert reason(ran).endswith("names another image as its subject (the old build)")
+    assert reason(ran).endswith("another image as its subject (the old build, linux/amd64)")
 
 
 def test_an_oversized_sbom(registry: FakeRegistry, tmp_path: Path) -> None:
     ran = moved_with(registry, tmp_path, [(b" " * (MAX_SBOM_BYTES + 1), SPDX_TYPE)])
     assert reason(ran) == (
         "SBOM unreadable: cgr.dev sent an SBOM attestation larger than 64 MiB; refusing it"
-        " (the old build)"
+        " (the old build, linux/amd64)"
     )
 
 

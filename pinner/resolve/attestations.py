@@ -86,6 +86,7 @@ class AttestationReader:
         """The SBOM of *digest*, or of its *platform* child when it is an index (see the
         module doc). Never raises a PinError: a failure is the reason of the answer."""
         reference = ImageReference(registry, repository, None, None)
+        described: str | None = None  # the platform child read, once the index is left
         try:
             found = await self._attached(reference, digest)
             if found is not None:
@@ -98,12 +99,15 @@ class AttestationReader:
             child = select(document, want)
             if child is None:
                 return Sbom(None, str(want), f"{NO_SBOM} (the index has no {want} image)")
+            if not is_sha256_digest(child.digest):
+                raise SbomError(f"the index names an invalid digest for {want}")
+            described = str(want)
             found = await self._attached(reference, child.digest)
             if found is None:
-                return Sbom(None, str(want), NO_SBOM)
-            return Sbom(found, str(want))
+                return Sbom(None, described, NO_SBOM)
+            return Sbom(found, described)
         except (SbomError, PinError) as e:
-            return Sbom(None, reason=f"SBOM unreadable: {e}")
+            return Sbom(None, described, f"SBOM unreadable: {e}")
 
     async def _attached(self, reference: ImageReference, digest: str) -> Packages | None:
         """The packages of the SBOM attached to *digest* itself, None if none is."""
