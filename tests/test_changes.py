@@ -329,6 +329,31 @@ def test_an_oversized_sbom(registry: FakeRegistry, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        ("gzip-bomb", "cgr.dev sent an SBOM attestation larger than 64 MiB; refusing it"),
+        ("drip-body", "sent its answer too slowly: not all of it within 0.5 s"),
+        ("reset", "the connection was reset by"),
+    ],
+)
+def test_a_hostile_answer_for_the_sbom(
+    registry: FakeRegistry, tmp_path: Path, fault: str, why: str
+) -> None:
+    """Each SBOM request has the run's deadline, retries and cap; whatever the registry does
+    with it, the pin is made and the reason said."""
+    old, new = builds(registry, (OLD, []), (NEW, []))
+    # Every SBOM blob is answered with the fault, on every attempt.
+    registry.misbehave(fault, times=20, path_contains="/blobs/")  # type: ignore[arg-type]
+    path = dockerfile(tmp_path, old)
+    ran = run_pin("--update", "--changes", "--json", "--timeout", "0.5", *mirror(registry), path)
+    assert ran.code == 0, ran.stderr
+    assert path.read_text() == f"FROM {IMAGE}@{new} AS s0\n"
+    assert "Traceback" not in ran.stderr
+    assert reason(ran).startswith("SBOM unreadable: ")
+    assert why in reason(ran)
+
+
 def test_a_new_pin_has_nothing_to_compare(registry: FakeRegistry, tmp_path: Path) -> None:
     builds(registry, (OLD, []), (NEW, []))
     path = tmp_path / "Dockerfile"
