@@ -16,6 +16,7 @@ from pinner.report import Entry
 from pinner.sbom import Changes, diff
 
 if TYPE_CHECKING:
+    from pinner.history import Build
     from pinner.platforms import Platform
     from pinner.resolve.attestations import AttestationReader, Sbom
 
@@ -44,6 +45,32 @@ async def read_sboms(
 
     found = await asyncio.gather(*(one(key) for key in unique))
     return dict(zip(unique, found, strict=True))
+
+
+async def history_changes(
+    reader: AttestationReader,
+    repository: str,
+    builds: list[Build],
+    platform: Platform | None,
+    concurrency: int,
+) -> dict[str, tuple[Changes | None, str | None]]:
+    """``--history --changes`` (cgr.dev): for each build (newest first), what changed since
+    the one listed after it; the last build read has nothing to compare with."""
+    import asyncio
+    from itertools import pairwise
+
+    limit = asyncio.Semaphore(concurrency)
+
+    async def call(key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
+        async with limit:
+            return await make()
+
+    keys = [("cgr.dev", repository, b.digest) for b in builds]
+    sboms = await read_sboms(reader, keys, platform, call)
+    return {
+        newer.digest: compared(sboms[("cgr.dev", repository, older.digest)], sboms[key])
+        for (newer, older), key in zip(pairwise(builds), keys, strict=False)
+    }
 
 
 def compared(old: Sbom | None, new: Sbom | None) -> tuple[Changes | None, str | None]:

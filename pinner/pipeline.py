@@ -622,8 +622,15 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
             wanted = limit + 1 if options.changes else limit
             recent = await resolver.recent_builds(reference, options.cutoff, wanted)
             if options.changes:
+                from pinner.changes import history_changes
+                from pinner.resolve.attestations import AttestationReader
+                from pinner.resolve.distribution import DistributionResolver
+
+                reader = AttestationReader(client, DistributionResolver(client))
                 changes.update(
-                    await _history_changes(client, reference.repository, recent, options)
+                    await history_changes(
+                        reader, reference.repository, recent, options.platform, options.concurrency
+                    )
                 )
                 recent = recent[:limit]
             if reference.digest is None:
@@ -643,48 +650,3 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
     pinned = max(mine)
     behind = sum(1 for b in every if b.ns > pinned.ns)
     return HistoryListing(image, builds, reference.digest, pinned, behind, changes)
-
-
-async def _history_changes(
-    client: RegistryClient, repository: str, builds: list[Build], options: Options
-) -> dict[str, tuple[Changes | None, str | None]]:
-    """``--history --changes``: for each build (newest first), what changed since the one
-    listed after it; the oldest build read has nothing to compare with."""
-    from pinner.changes import compared, read_sboms
-    from pinner.resolve.attestations import AttestationReader
-    from pinner.resolve.distribution import DistributionResolver
-
-    reader = AttestationReader(client, DistributionResolver(client))
-    once, limits = _Once(), _Semaphores(options.concurrency)
-
-    async def call(key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
-        async def limited() -> Any:
-            async with limits.get(key[1]):
-                return await make()
-
-        return await once.get(key, limited)
-
-    keys = [(CHAINGUARD, repository, b.digest) for b in builds]
-    sboms = await read_sboms(reader, keys, options.platform, call)
-    found: dict[str, tuple[Changes | None, str | None]] = {}
-    from itertools import pairwise
-
-    for newer, older in pairwise(builds):
-        old = sboms[(CHAINGUARD, repository, older.digest)]
-        found[newer.digest] = compared(old, sboms[(CHAINGUARD, repository, newer.digest)])
-    return found
-
-
-class _Semaphores:
-    """One asyncio.Semaphore per registry, made inside the running loop."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._made: dict[str, Any] = {}
-
-    def get(self, registry: str) -> Any:
-        import asyncio
-
-        if registry not in self._made:
-            self._made[registry] = asyncio.Semaphore(self.size)
-        return self._made[registry]
