@@ -15,9 +15,11 @@ the outside in (in-toto attestation framework, ``spec/v1``):
 Signatures are **not** checked: these are the contents a registry served, for a reviewer to
 read, not evidence.
 
-Memory: a 50 MB envelope is a 50 MB string in a parsed envelope, 37 MB of decoded payload and a
-parsed document several times that. Each stage is dropped before the next is built
-(:func:`payload_of` then :func:`read_statement`), so the peak is about the largest two.
+Memory: a 50 MB envelope parsed whole is two more 50 MB copies of its text (decoded, then the
+payload string), 37 MB of decoded payload and a parsed document several times that. So the
+payload is decoded straight out of the envelope's bytes (:func:`payload_of`), the envelope is
+dropped by the caller, and the statement is parsed keeping only the fields read
+(:func:`read_statement`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -53,9 +56,16 @@ def sbom_kind(predicate_type: object) -> str | None:
     return None
 
 
+# The payload of a DSSE envelope as it is written: base64 never needs a JSON escape.
+_PAYLOAD_RE = re.compile(rb'"payload"\s*:\s*"([A-Za-z0-9+/=]*)"')
+
+
 def payload_of(blob: bytes) -> bytes:
     """The in-toto statement an attestation blob carries, as bytes: the decoded payload of a
     DSSE envelope (bare, or in a Sigstore bundle), or the blob itself when it is a statement."""
+    quick = _quick_payload(blob)
+    if quick is not None:
+        return quick
     document = _json(blob, "the attestation")
     if not isinstance(document, dict):
         raise SbomError("the attestation is not a JSON object")
@@ -76,6 +86,31 @@ def payload_of(blob: bytes) -> bytes:
         raise SbomError("the DSSE payload is not valid base64") from None
 
 
+def _quick_payload(blob: bytes) -> bytes | None:
+    """The envelope's payload decoded straight from *blob*, without the two copies of it that
+    parsing the envelope makes (the decoded text, the payload string): for a 50 MB envelope,
+    100 MB less at the peak. The envelope less its payload is parsed to make sure the text
+    found is its ``payload`` (and not text elsewhere); None when anything is unusual, and the
+    envelope is then parsed whole."""
+    match = _PAYLOAD_RE.search(blob)
+    if match is None:
+        return None
+    start, end = match.span(1)
+    try:
+        document = json.loads(blob[:start] + blob[end:])
+    except (ValueError, RecursionError):
+        return None
+    envelope = document.get("dsseEnvelope", document) if isinstance(document, dict) else None
+    if not isinstance(envelope, dict) or envelope.get("payload") != "":
+        return None
+    if envelope.get("payloadType") not in (None, IN_TOTO_PAYLOAD):
+        return None  # said by the full parse
+    try:
+        return binascii.a2b_base64(memoryview(blob)[start:end], strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise SbomError("the DSSE payload is not valid base64") from None
+
+
 @dataclass(frozen=True)
 class Statement:
     """What one attestation says: its predicate type, whom it is about, the packages in it."""
@@ -85,9 +120,30 @@ class Statement:
     packages: Packages
 
 
+# The keys read from a statement and its SBOM, at any depth: every other one (descriptions,
+# licence texts, checksums, files) is dropped as each object is parsed, so the parsed SBOM
+# weighs a fraction of its text.
+_KEPT = frozenset(
+    {
+        "_type", "predicateType", "predicate", "subject", "digest", "sha256",
+        "packages", "relationships", "documentDescribes",
+        "SPDXID", "name", "versionInfo", "primaryPackagePurpose", "externalRefs",
+        "referenceLocator", "relationshipType", "spdxElementId", "relatedSpdxElement",
+        "components", "type", "version",
+    }
+)  # fmt: skip
+
+
+def _slim(obj: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in obj.items() if key in _KEPT}
+
+
 def read_statement(payload: bytes) -> Statement:
     """The packages of an in-toto statement whose predicate is an SPDX or CycloneDX SBOM."""
-    statement = _json(payload, "the in-toto statement")
+    try:
+        statement = json.loads(payload, object_hook=_slim)
+    except (ValueError, RecursionError):
+        raise SbomError("the in-toto statement is not valid JSON") from None
     del payload
     if not isinstance(statement, dict):
         raise SbomError("the in-toto statement is not a JSON object")

@@ -423,7 +423,8 @@ def test_spdx_helper_matches_what_apko_marks() -> None:
 
 def test_a_large_sbom_in_bounded_memory(pin_command: str, tmp_path: Path) -> None:
     """A 46 MB envelope (an SPDX document of 30,000 packages) read in a fresh process: its
-    peak RSS stays within 5 times the envelope's size above the same run without --changes."""
+    peak RSS stays within 3 times the envelope's size above the same run without --changes
+    (measured: about 2.2 times)."""
     from tests.test_faults_network import run_measured
 
     with running_registry() as registry:
@@ -452,7 +453,7 @@ def test_a_large_sbom_in_bounded_memory(pin_command: str, tmp_path: Path) -> Non
             assert ("10000 removed (linux/amd64)" in ran.stderr) == (flags == "--changes")
     assert size_mib >= 40
     peak, baseline = runs["--changes"], runs["--no-color"]
-    assert peak - baseline < 5 * size_mib, (peak, baseline, size_mib)
+    assert peak - baseline < 3 * size_mib, (peak, baseline, size_mib)
 
 
 # --- the GitHub Action's step summary ---------------------------------------------------------

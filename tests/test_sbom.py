@@ -161,3 +161,28 @@ def test_a_huge_base64_payload_decodes() -> None:
     blob = sbom_envelope(DIGEST, packages)
     assert base64.b64decode(json.loads(blob)["payload"])
     assert len(read_statement(payload_of(blob)).packages) == 5001  # and wolfi
+
+
+def test_an_envelope_written_unusually_is_read_the_same() -> None:
+    """The payload found in place (see pinner.sbom._quick_payload) and an envelope parsed whole
+    agree: escaped slashes, the key written twice, keys in another order, a decoy field."""
+    payload = statement(DIGEST, SPDX_TYPE, spdx(DIGEST, [("zlib", "1.3?")]))
+    encoded = base64.b64encode(payload).decode()
+    assert "/" in encoded and encoded.endswith("=")  # what an escape or a cut could break
+    plain = json.dumps({"payloadType": "application/vnd.in-toto+json", "payload": encoded})
+    variants = [
+        plain,
+        plain.replace("/", "\\/"),
+        json.dumps({"payload": encoded, "signatures": [{"keyid": '"payload": "AAAA"'}]}),
+        json.dumps({"note": {"payload": "AAAA"}, "payload": encoded}),
+        json.dumps({"dsseEnvelope": {"payload": encoded}, "mediaType": "bundle"}),
+    ]
+    for text in variants:
+        assert read_statement(payload_of(text.encode())).packages["zlib"] == {"1.3?"}, text
+
+
+def test_only_the_fields_read_are_kept() -> None:
+    document = spdx(DIGEST, [("zlib", "1.3")])
+    document["hasExtractedLicensingInfos"] = [{"licenseId": "X", "extractedText": "y" * 10**6}]
+    found = read_statement(statement(DIGEST, SPDX_TYPE, document))
+    assert found.packages["zlib"] == {"1.3"}
