@@ -195,7 +195,7 @@ def spdx_packages(document: dict[str, object]) -> Packages:
       digest, new at every build) and a package whose purpose is ``CONTAINER`` or ``FILE``;
     * the source and the build recipe of a package (``GENERATED_FROM``, ``DESCRIBED_BY``).
     """
-    skip: set[object] = set()
+    skip: set[str] = set()
     described = document.get("documentDescribes")
     if isinstance(described, list):
         skip.update(x for x in described if isinstance(x, str))
@@ -203,8 +203,11 @@ def spdx_packages(document: dict[str, object]) -> Packages:
     for relation in relationships if isinstance(relationships, list) else []:
         if not isinstance(relation, dict):
             continue
-        kind = relation.get("relationshipType")
-        element, related = relation.get("spdxElementId"), relation.get("relatedSpdxElement")
+        # Only strings are compared: a hostile document's list or object is no identifier.
+        kind, element, related = (
+            _text(relation.get(k))
+            for k in ("relationshipType", "spdxElementId", "relatedSpdxElement")
+        )
         if kind in _NOT_INSTALLED or (kind == "DESCRIBES" and element == "SPDXRef-DOCUMENT"):
             skip.add(related)
         elif kind in _NOT_INSTALLED_ELEMENT:
@@ -214,12 +217,17 @@ def spdx_packages(document: dict[str, object]) -> Packages:
         raise SbomError("the SPDX document has no packages list")
     found: dict[str, set[str]] = {}
     for package in packages:
-        if not isinstance(package, dict) or package.get("SPDXID") in skip:
+        if not isinstance(package, dict) or _text(package.get("SPDXID")) in skip:
             continue
-        if package.get("primaryPackagePurpose") in _NOT_A_PACKAGE or _is_oci(package):
+        if _text(package.get("primaryPackagePurpose")) in _NOT_A_PACKAGE or _is_oci(package):
             continue
         _add(found, package.get("name"), package.get("versionInfo"))
     return {name: frozenset(versions) for name, versions in found.items()}
+
+
+def _text(value: object) -> str:
+    """*value* if it is a string, else "" (which names nothing)."""
+    return value if isinstance(value, str) else ""
 
 
 def _is_oci(package: dict[object, object]) -> bool:
@@ -239,7 +247,7 @@ def cyclonedx_packages(document: dict[str, object]) -> Packages:
         raise SbomError("the CycloneDX BOM's components is not a list")
     found: dict[str, set[str]] = {}
     for component in _walk(components):
-        if component.get("type") in ("file", "container"):
+        if _text(component.get("type")) in ("file", "container"):
             continue
         _add(found, component.get("name"), component.get("version"))
     return {name: frozenset(versions) for name, versions in found.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 
 import pytest
@@ -186,3 +187,28 @@ def test_only_the_fields_read_are_kept() -> None:
     document["hasExtractedLicensingInfos"] = [{"licenseId": "X", "extractedText": "y" * 10**6}]
     found = read_statement(statement(DIGEST, SPDX_TYPE, document))
     assert found.packages["zlib"] == {"1.3"}
+
+
+@pytest.mark.parametrize("junk", [[], {}, 1, None, True, [["x"]]])
+def test_fields_of_the_wrong_type_are_passed_over(junk: object) -> None:
+    """A hostile SBOM's lists and objects where strings belong: never a crash."""
+    document = spdx(DIGEST, [("zlib", "1.3")])
+    document["documentDescribes"] = [junk]
+    document["relationships"] += [  # type: ignore[operator]
+        {"spdxElementId": junk, "relationshipType": junk, "relatedSpdxElement": junk},
+        junk,
+    ]
+    document["packages"] += [  # type: ignore[operator]
+        {"SPDXID": junk, "name": "a", "versionInfo": junk, "primaryPackagePurpose": junk},
+        {"name": junk, "externalRefs": junk},
+        {"name": "b", "externalRefs": [junk, {"referenceLocator": junk}]},
+        junk,
+    ]
+    packages = spdx_packages(document)
+    assert packages["zlib"] == {"1.3"} and packages["a"] == {""} and packages["b"] == {""}
+    bom = {"components": [junk, {"type": junk, "name": "c", "components": junk}]}
+    assert cyclonedx_packages(bom) == {"c": {""}}
+    for predicate in (junk, {"packages": junk}, {"components": junk}):
+        for kind in (SPDX_TYPE, "https://cyclonedx.org/bom"):
+            with contextlib.suppress(SbomError):  # an SbomError is an answer; nothing else is
+                read_statement(statement(DIGEST, kind, predicate))
