@@ -106,6 +106,7 @@ def summary(document: dict[str, Any], mode: str, changes: list[dict[str, Any]]) 
         ]
         lines += [f"### {title}: {images} in {files} {verb}", ""]
         lines += _table(["File", "Line", "Image", "Pinned to", "Built"], rows)
+    lines += _package_changes(changes)
     if findings:
         rows = [
             [_cell(e["file"]), str(e["line"]), _cell(e["image"]), _text(e["reason"])]
@@ -114,6 +115,30 @@ def summary(document: dict[str, Any], mode: str, changes: list[dict[str, Any]]) 
         lines += ["### Pins that failed the checks", ""]
         lines += _table(["File", "Line", "Image", "Why"], rows)
     return "\n".join(lines) + "\n"
+
+
+def _package_changes(changes: list[dict[str, Any]]) -> list[str]:
+    """``--changes`` in args: per moved image, how many packages changed, were added and
+    removed, from its SBOMs (the counts a reviewer reads; the JSON report has each package)."""
+    rows: list[list[str]] = []
+    seen: set[tuple[str, str]] = set()
+    for entry in changes:
+        if entry["action"] != "updated" or "changes" not in entry:
+            continue
+        image = str(entry["image"]).partition("@")[0]
+        if (image, entry["new_digest"]) in seen:
+            continue
+        seen.add((image, entry["new_digest"]))
+        found = entry["changes"]
+        if found is None:
+            rows.append([_cell(image), "", "", "", _text(entry.get("changes_reason") or "")])
+            continue
+        counts = [str(len(found[k])) for k in ("changed", "added", "removed")]
+        rows.append([_cell(image), *counts, _text(found.get("platform") or "")])
+    if not rows:
+        return []
+    title = "### What changed in the images (from their SBOMs; signatures not checked)"
+    return [title, "", *_table(["Image", "Changed", "Added", "Removed", "Platform"], rows)]
 
 
 if __name__ == "__main__":

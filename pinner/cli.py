@@ -187,6 +187,14 @@ def pin(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout (see README).")
     ] = False,
+    changes: Annotated[
+        bool,
+        typer.Option(
+            "--changes",
+            help="For each pin that moves (and with --history, each build): the packages"
+            " added, removed and changed, from the images' SBOMs (signatures not checked).",
+        ),
+    ] = False,
     mirror: Annotated[
         list[str] | None,
         typer.Option(
@@ -307,6 +315,7 @@ def pin(
                     only=tuple(parse_prefix(p, "--only") for p in only or []),
                     exclude=tuple(parse_prefix(p, "--exclude") for p in exclude or []),
                     skip_no_history=skip_no_history,
+                    changes=changes,
                     # Read here, not by click: "nan" and "inf" pass click's float range, and a
                     # usage error of ours gets a --json document. The config file gives a number.
                     timeout=parse_timeout(str(timeout), MIN_TIMEOUT, MAX_TIMEOUT),
@@ -419,6 +428,11 @@ def _print(
     if stdin and not (report.errors or diff or report.check):
         sys.stdout.buffer.write(report.files[0].after)  # pinned, or as it came
         sys.stdout.flush()
+    if report.sbom and not quiet and not report.errors:
+        from pinner.changes import summary
+
+        for line in summary(report.entries):
+            _err(line)
     for line in report.summary(quiet=quiet):
         _say(line, _colour(colour, sys.stderr))
 
@@ -453,7 +467,14 @@ def _show_history(image: str, options: Options, limit: int, json_output: bool) -
     listing = history(image, options, limit)
     pinned, digest = listing.pinned, listing.digest
     if json_output:
-        builds = [{"published": b.published, "digest": b.digest} for b in listing.builds]
+        builds: list[dict[str, Any]] = [
+            {"published": b.published, "digest": b.digest} for b in listing.builds
+        ]
+        if options.changes:
+            for row in builds:
+                found, reason = listing.changes.get(row["digest"], (None, _OLDEST))
+                row["changes"] = None if found is None else found.to_json()
+                row["changes_reason"] = reason
         document: dict[str, Any] = {"version": 1, "image": image, "builds": builds}
         if digest is not None and pinned is None:
             document["pinned"] = None  # the digest is not in the tag's history
@@ -469,6 +490,9 @@ def _show_history(image: str, options: Options, limit: int, json_output: bool) -
     for build in listing.builds:
         mark = "  <- pinned" if build == pinned else ""
         typer.echo(f"{build.published:<30}  {build.digest:<71}  {age(build.ns)}{mark}")
+        if options.changes:
+            for line in _build_changes(listing.changes.get(build.digest, (None, _OLDEST))):
+                typer.echo(_CONTROLS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", line))
     if digest is None:
         return
     if pinned is None:
@@ -480,6 +504,20 @@ def _show_history(image: str, options: Options, limit: int, json_output: bool) -
             f"pin: the pin is {listing.behind} build{'s' if listing.behind != 1 else ''} behind"
             f" the newest (built {pinned.published}, {age(pinned.ns)} ago)"
         )
+
+
+_OLDEST = "no earlier build read to compare with"
+
+
+def _build_changes(found: tuple[Any, str | None]) -> list[str]:
+    """``--history --changes``: the lines under a build's row."""
+    changes, reason = found
+    if changes is None:
+        return [f"    changes unknown: {reason}"]
+    platform = f" ({changes.platform})" if changes.platform else ""
+    return [f"    {changes.counts()} since the build before{platform}"] + [
+        f"      {line}" for line in changes.lines()
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,3 +74,18 @@ MAX_HELPER_OUTPUT_BYTES = 1024 * 1024
 #: recursively (and libyaml's own composer, which pin does not use, crashes the interpreter
 #: some 20,000 levels down). Real manifests, CRD schemas included, stay far below.
 MAX_YAML_DEPTH = 300
+
+# -- SBOMs (--changes) -----------------------------------------------------------------------
+# A missing, oversized or malformed SBOM never fails a pin: it is reported and the pin goes on.
+#: An attestation manifest (cosign's ``sha256-<hex>.att``) or a referrers index: a few KiB of
+#: descriptors; the distribution spec's manifest limit.
+MAX_ATTESTATION_MANIFEST_BYTES = 4 * 1024 * 1024
+#: One attestation blob (a DSSE envelope around an SPDX or CycloneDX SBOM). The SBOM is base64
+#: in the envelope (4/3 of its size): 64 MiB holds an SBOM of 48 MB, where a large image's is
+#: tens of MB. Parsed in stages, each dropped before the next (``pinner.sbom``).
+MAX_SBOM_BYTES = 64 * 1024 * 1024
+#: Attestation layers read for one image while looking for an SBOM: those whose annotation
+#: names an SBOM first; unannotated ones only up to this many.
+MAX_ATTESTATION_LAYERS = 8
+#: Packages kept from one SBOM; past it the SBOM is reported unreadable.
+MAX_SBOM_PACKAGES = 200_000

@@ -33,15 +33,18 @@ if TYPE_CHECKING:
     from pinner.platforms import Platform
     from pinner.reference import ImageReference
     from pinner.resolve import Resolution
+    from pinner.resolve.attestations import Sbom
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
     from pinner.resolve.platform import Listed, PlatformPins
+    from pinner.sbom import Changes
 
 CHAINGUARD = "cgr.dev"
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
 _Key = tuple[str, str, str]  # registry, repository, tag
+_SbomKey = tuple[str, str, str]  # registry, repository, digest
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Options:
     skip_no_history: bool = False
     timeout: float = REQUEST_TIMEOUT
     concurrency: int = CONCURRENCY  # lookups in flight per registry
+    changes: bool = False  # --changes: what changed in each moved pin, from the SBOMs
     platform: Platform | None = None  # --platform: pin that platform's manifest
     log: Log | None = field(default=None, compare=False)
     progress: Progress | None = field(default=None, compare=False)
@@ -183,6 +187,11 @@ def run(options: Options) -> Report:
     if report.errors:
         return report
     report.entries.sort(key=lambda e: (e.file, e.line))
+    if options.changes:
+        from pinner.changes import attach
+
+        report.sbom = True
+        report.entries = attach(report.entries, results.sboms)
     if not (options.check or options.diff or options.audit or options.paths == (STDIN,)):
         from pinner.write import write_all
 
@@ -300,6 +309,7 @@ class _Results:
     platformed: dict[tuple[_Key, str | None], tuple[Resolution, Platform]] = field(
         default_factory=dict
     )
+    sboms: dict[tuple[str, str, str], Sbom] = field(default_factory=dict)  # --changes
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
@@ -330,7 +340,30 @@ async def _resolve_async(
                 options.progress(done, len(jobs))
 
         await asyncio.gather(*(tick(job) for job in jobs))
+        if options.changes and not work.results.errors:
+            # After every pin is resolved: an SBOM never holds one up, nor fails it.
+            from pinner.changes import read_sboms
+            from pinner.resolve.attestations import AttestationReader
+
+            reader = AttestationReader(client, work.distribution)
+            moved = _moved(targets, work.results)
+            work.results.sboms = await read_sboms(reader, moved, options.platform, work._call)
     return work.results
+
+
+def _moved(targets: list[_Target], results: _Results) -> list[_SbomKey]:
+    """Both digests of every pin that moves: the SBOMs --changes compares. A per-platform pin
+    moves to its platform's manifest of the new build, not to the build's index."""
+    keys: list[_SbomKey] = []
+    for target in targets:
+        ref = target.found.reference
+        resolution = results.resolutions.get(target.key)
+        chosen = results.platformed.get((target.key, ref.digest))
+        if chosen is not None:
+            resolution = chosen[0]
+        if ref.digest is not None and resolution is not None and resolution.digest != ref.digest:
+            keys += [(ref.registry, ref.repository, d) for d in (ref.digest, resolution.digest)]
+    return keys
 
 
 @contextlib.asynccontextmanager
@@ -687,6 +720,8 @@ class HistoryListing:
     digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
     pinned: Build | None = None  # the build of that digest, if it is in the history
     behind: int = 0  # how many builds of the tag are newer than the pinned one
+    # --changes: per build's digest, what changed since the build before it, or why unknown
+    changes: dict[str, tuple[Changes | None, str | None]] = field(default_factory=dict)
 
 
 def history(image: str, options: Options, limit: int) -> HistoryListing:
@@ -703,12 +738,28 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
     if reference.digest is not None and reference.tag is None:
         raise UsageError(f"--history {image}: name a tag, not a digest")
 
+    changes: dict[str, tuple[Changes | None, str | None]] = {}
+
     async def fetch() -> tuple[list[Build], list[Build]]:
         from pinner.resolve.chainguard import ChainguardResolver
 
         async with _registry_client(options, [CHAINGUARD]) as client:
             resolver = ChainguardResolver(client)
-            recent = await resolver.recent_builds(reference, options.cutoff, limit)
+            # --changes compares the oldest row shown with the build before it, too.
+            wanted = limit + 1 if options.changes else limit
+            recent = await resolver.recent_builds(reference, options.cutoff, wanted)
+            if options.changes:
+                from pinner.changes import history_changes
+                from pinner.resolve.attestations import AttestationReader
+                from pinner.resolve.distribution import DistributionResolver
+
+                reader = AttestationReader(client, DistributionResolver(client))
+                changes.update(
+                    await history_changes(
+                        reader, reference.repository, recent, options.platform, options.concurrency
+                    )
+                )
+                recent = recent[:limit]
             if reference.digest is None:
                 return recent, []
             # Where the pin sits needs the whole history: it may be older than any row shown.
@@ -722,7 +773,7 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
         raise type(e)(f"{image}: {e}") from None
     mine = [b for b in every if b.digest == reference.digest]
     if not mine:
-        return HistoryListing(image, builds, reference.digest)
+        return HistoryListing(image, builds, reference.digest, changes=changes)
     pinned = max(mine)
     behind = sum(1 for b in every if b.ns > pinned.ns)
-    return HistoryListing(image, builds, reference.digest, pinned, behind)
+    return HistoryListing(image, builds, reference.digest, pinned, behind, changes)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pinner.sbom import Changes
 
 JSON_VERSION = 1
 
@@ -46,6 +49,10 @@ class Entry:
     reason: str | None = None
     audited: bool = False  # looked at by --verify or --max-age
     platform: str | None = None  # a per-platform pin: the platform of its manifest (linux/arm64)
+    # --changes: what the SBOMs say changed between old_digest and new_digest, or why unknown
+    # (``changes`` and ``changes_reason`` in --json).
+    sbom_changes: Changes | None = None
+    sbom_reason: str | None = None
 
     @property
     def changes(self) -> bool:
@@ -73,6 +80,7 @@ class Report:
     written: bool = False
     interrupted: int | None = None  # the signal that stopped the run (pinner.signals)
     fix: str = "pin"  # the command that makes a failed --check pass (the CLI sets it)
+    sbom: bool = False  # --changes: each reference in --json says what changed, or why not
 
     @property
     def changes(self) -> list[Entry]:
@@ -163,7 +171,7 @@ class Report:
             "version": JSON_VERSION,
             "written": self.written,
             "exit_code": self.exit_code,
-            "references": [asdict(e) for e in self.entries],
+            "references": [self._reference(e) for e in self.entries],
             "errors": self.errors,
             "warnings": self.warnings,
         }
@@ -174,6 +182,15 @@ class Report:
         # a terminal that shows the document, and a lone surrogate (a byte of a file that is
         # not UTF-8) cannot be encoded as UTF-8: both as \u escapes, which stay valid JSON.
         return _UNSAFE_IN_JSON_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+    def _reference(self, entry: Entry) -> dict[str, object]:
+        fields = asdict(entry)
+        del fields["sbom_changes"], fields["sbom_reason"]
+        if self.sbom:
+            changes = entry.sbom_changes
+            fields["changes"] = None if changes is None else changes.to_json()
+            fields["changes_reason"] = entry.sbom_reason
+        return fields
 
     def annotations(self) -> list[str]:
         """GitHub Actions workflow commands that put each finding on its line in a PR."""

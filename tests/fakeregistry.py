@@ -10,6 +10,9 @@ It speaks the part of cgr.dev that pinner uses, the way cgr.dev speaks it:
   first, at most 1000 entries: the oldest 1000 of the window. A client that asks for a nightly tag
   without narrowing the window never sees the newest builds.
 * ``HEAD``/``GET /v2/<repo>/manifests/<tag-or-digest>``: the tag points at its newest build.
+* ``GET /v2/<repo>/referrers/<digest>`` (OCI 1.1): an index of the stored manifests whose
+  ``subject`` is the digest, with their ``artifactType`` and annotations, ``artifactType=``
+  filtering; ``referrers = False`` answers 404 instead, as a registry without the API does.
 
 Tests add data (``add_history``, ``add_nightly``, ``load_fixture``), private repositories
 (``add_private``), faults (``fail``, ``delay``, ``set_bad_payload``, ``misbehave``) and read
@@ -90,6 +93,7 @@ Entry = tuple[str, str]
 _HISTORY_PATH = re.compile(r"/v2/(?P<repo>.+)/_chainguard/history/(?P<tag>[^/]+)")
 _MANIFEST_PATH = re.compile(r"/v2/(?P<repo>.+)/manifests/(?P<reference>[^/]+)")
 _BLOB_PATH = re.compile(r"/v2/(?P<repo>.+)/blobs/(?P<digest>[^/]+)")
+_REFERRERS_PATH = re.compile(r"/v2/(?P<repo>.+)/referrers/(?P<digest>sha256:[0-9a-f]{64})")
 _RFC3339 = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
     r"(?:\.(?P<fraction>[0-9]{1,9}))?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -366,6 +370,9 @@ class FakeRegistry:
         self.tls = tls
         self.realm_url = realm_url
         self.token_value = token_value  # when set, /token answers this instead of a real token
+        # Serve the OCI 1.1 referrers API (off: a registry without it answers 404, as
+        # distribution 2.8 does).
+        self.referrers = True
         self._lock = threading.RLock()
         self._histories: dict[tuple[str, str], _TagHistory] = {}
         # Content stored by put_manifest / put_blob / put_tag: (repo, digest) -> (type, body).
@@ -710,6 +717,10 @@ class FakeRegistry:
             if not reading:
                 return _method_not_allowed()
             return self._history(match["repo"], match["tag"], query, headers)
+        if self.referrers and (match := _REFERRERS_PATH.fullmatch(path)):
+            if not reading:
+                return _method_not_allowed()
+            return self._referrers(match["repo"], match["digest"], query, headers)
         if match := _MANIFEST_PATH.fullmatch(path):
             if not reading:
                 return _method_not_allowed()
@@ -816,6 +827,42 @@ class FakeRegistry:
         return _Reply(
             200, (("Content-Type", INDEX_MEDIA_TYPE), ("Docker-Content-Digest", digest)), body
         )
+
+    def _referrers(
+        self, repo: str, digest: str, query: Mapping[str, list[str]], headers: Mapping[str, str]
+    ) -> _Reply:
+        """OCI 1.1 ``GET /v2/<repo>/referrers/<digest>``: an index of the stored manifests whose
+        ``subject`` is *digest*, each with its artifactType (else its config's media type) and
+        annotations; ``artifactType=`` filters, and ``OCI-Filters-Applied`` says so."""
+        if not self._authorised(headers, repo):
+            return self._challenge(repo)
+        wanted = query.get("artifactType", [])
+        entries: list[dict[str, object]] = []
+        for (name, address), (media_type, body) in sorted(self._manifests.items()):
+            if name != repo:
+                continue
+            document = json.loads(body)
+            subject = document.get("subject") if isinstance(document, dict) else None
+            if not isinstance(subject, dict) or subject.get("digest") != digest:
+                continue
+            config = document.get("config") or {}
+            artifact = document.get("artifactType") or config.get("mediaType", "")
+            if wanted and artifact not in wanted:
+                continue
+            entry: dict[str, object] = {
+                "mediaType": media_type,
+                "digest": address,
+                "size": len(body),
+                "artifactType": artifact,
+            }
+            if document.get("annotations"):
+                entry["annotations"] = document["annotations"]
+            entries.append(entry)
+        index = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": entries}
+        headers_out: tuple[tuple[str, str], ...] = (("Content-Type", INDEX_MEDIA_TYPE),)
+        if wanted:
+            headers_out += (("OCI-Filters-Applied", "artifactType"),)
+        return _Reply(200, headers_out, json.dumps(index).encode())
 
     def _stored_manifest(self, repo: str, reference: str) -> tuple[str, bytes] | None:
         """A manifest put_manifest stored, by digest, by plain tag, or as the newest build of a
