@@ -308,6 +308,11 @@ async def _resolve_async(
 
     registries = {t.key[0] for t in targets} | {a.found.reference.registry for a in audits}
     async with _registry_client(options, registries) as client:
+        # Known up front, so that one token request can cover many repositories.
+        wanted = [t.key[:2] for t in targets]
+        wanted += [(a.found.reference.registry, a.found.reference.repository) for a in audits]
+        for registry in registries:
+            client.expect(registry, [repo for reg, repo in wanted if reg == registry])
         work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
         jobs = [work.pin(t) for t in targets] + [work.audit(a) for a in audits]
         done = 0
