@@ -31,9 +31,9 @@ app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from pinner import __version__
 
-        typer.echo(f"pin {version('pinner')}")
+        typer.echo(f"pin {__version__}")
         raise typer.Exit()
 
 

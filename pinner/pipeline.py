@@ -553,12 +553,9 @@ def _rewrite(
 
 
 def _user_agent() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from pinner import __version__
 
-    try:
-        return f"pinner/{version('pinner')}"
-    except PackageNotFoundError:
-        return "pinner"
+    return f"pinner/{__version__}"
 
 
 @dataclass(frozen=True)
