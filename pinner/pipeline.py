@@ -12,9 +12,10 @@ without a network.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +143,7 @@ def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
 
 def run(options: Options) -> Report:
     report = Report(check=options.check)
-    sources: list[_Source] = []
+    paths: list[str] = []
     seen: set[object] = set()  # each file's (device, inode): one stat, where realpath
     for path in options.paths:  # would lstat every component of the path
         try:
@@ -153,6 +154,18 @@ def run(options: Options) -> Report:
         if real in seen:
             continue  # the same file by another name: read, resolve and write it once
         seen.add(real)
+        paths.append(path)
+    if not options.needs_network and not (options.only or options.exclude):
+        from pinner.limits import PARALLEL_CHECK_MIN_FILES
+        from pinner.parallel import map_slices, processes_for
+
+        processes = processes_for(len(paths), PARALLEL_CHECK_MIN_FILES)
+        if processes > 1:
+            # A filter's "matched nothing" needs every file at once: such runs stay serial.
+            checked = map_slices(functools.partial(_check, options=options), paths, processes)
+            return _checked(report, checked)
+    sources: list[_Source] = []
+    for path in paths:
         try:
             sources.append(_read(path))
         except FileError as e:
@@ -181,6 +194,46 @@ def run(options: Options) -> Report:
         from pinner.write import write_all
 
         write_all([o for o in report.files if o.changed], report)
+    return report
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The offline check of some files: what run() would report for them alone."""
+
+    read_errors: list[str]
+    errors: list[str]
+    entries: list[Entry]  # skipped and unchanged
+    unpinned: list[Entry]
+
+
+def _check(paths: Sequence[str], options: Options) -> _Checked:
+    """The offline check of *paths* (without --only/--exclude), as run() does it."""
+    report = Report(check=options.check)
+    sources: list[_Source] = []
+    for path in paths:
+        try:
+            sources.append(_read(path))
+        except FileError as e:
+            report.errors.append(str(e))
+    read_errors, report.errors = report.errors, []
+    targets, _ = _plan(sources, options, report)
+    unpinned = [_entry(t.source, t.found, "unpinned", reason="not pinned") for t in targets]
+    return _Checked(read_errors, report.errors, report.entries, unpinned)
+
+
+def _checked(report: Report, parts: list[_Checked]) -> Report:
+    """The report of an offline check made in parts, as if made at once."""
+    for part in parts:
+        report.errors.extend(part.read_errors)
+    for part in parts:
+        report.errors.extend(part.errors)
+        report.entries.extend(part.entries)
+    if report.errors:
+        return report
+    for part in parts:
+        report.entries.extend(part.unpinned)
+    report.entries.sort(key=lambda e: (e.file, e.line))
     return report
 
 
