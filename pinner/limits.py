@@ -44,6 +44,8 @@ MAX_SCOPES_PER_TOKEN = 50
 #: PARALLEL_CHECK_MAX_PROCESSES.
 PARALLEL_CHECK_MIN_FILES = 2000
 PARALLEL_CHECK_MAX_PROCESSES = 8
+#: Files staged (written beside their originals and fsynced) at once, before the renames.
+STAGING_THREADS = 16
 
 # -- sizes -----------------------------------------------------------------------------------
 # Every body is read as it streams, counted after decompression, and refused past its cap.
