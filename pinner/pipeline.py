@@ -31,6 +31,7 @@ from pinner.timestamps import NS, Cutoff
 
 if TYPE_CHECKING:
     from pinner.history import Build
+    from pinner.reference import ImageReference
     from pinner.resolve import Resolution
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 CHAINGUARD = "cgr.dev"
 Log = Callable[[str], None]
-Progress = Callable[[int, int], None]
+# (lookups done, lookups in all, what the run waits on: an image, or a registry)
+Progress = Callable[[int, int, str], None]
 _Key = tuple[str, str, str]  # registry, repository, tag
 
 
@@ -367,18 +369,54 @@ async def _resolve_async(
         for registry in registries:
             client.expect(registry, [repo for reg, repo in wanted if reg == registry])
         work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
-        jobs = [work.pin(t) for t in targets] + [work.audit(a) for a in audits]
+        jobs = [(t.found.reference, work.pin(t)) for t in targets]
+        jobs += [(a.found.reference, work.audit(a)) for a in audits]
         done = 0
+        pending: dict[tuple[str, str], int] = {}  # (registry, image): its jobs not done yet
+        for reference, _ in jobs:
+            image = (reference.registry, f"{reference.registry}/{reference.repository}")
+            pending[image] = pending.get(image, 0) + 1
 
-        async def tick(job: Awaitable[None]) -> None:
+        def report_progress() -> None:
+            if options.progress is not None:
+                options.progress(done, len(jobs), _waiting_on(pending))
+
+        async def tick(reference: ImageReference, job: Awaitable[None]) -> None:
             nonlocal done
             await job
             done += 1
-            if options.progress is not None:
-                options.progress(done, len(jobs))
+            image = (reference.registry, f"{reference.registry}/{reference.repository}")
+            pending[image] -= 1
+            if not pending[image]:
+                del pending[image]
+            report_progress()
 
-        await asyncio.gather(*(tick(job) for job in jobs))
+        async def keep_reporting() -> None:
+            # The display must move while nothing finishes: one slow image is one long wait.
+            while True:
+                report_progress()
+                await asyncio.sleep(_PROGRESS_TICK)
+
+        ticker = asyncio.ensure_future(keep_reporting()) if options.progress else None
+        try:
+            await asyncio.gather(*(tick(reference, job) for reference, job in jobs))
+        finally:
+            if ticker is not None:
+                ticker.cancel()
     return work.results
+
+
+_PROGRESS_TICK = 0.1  # seconds between two updates of the progress display
+
+
+def _waiting_on(pending: dict[tuple[str, str], int]) -> str:
+    """What the lookups still running wait on: the image, or the registry, or how many."""
+    if len(pending) == 1:
+        return f"waiting on {next(iter(pending))[1]}"
+    registries = {registry for registry, _ in pending}
+    if len(registries) == 1:
+        return f"waiting on {next(iter(registries))} ({len(pending)} images)"
+    return f"waiting on {len(registries)} registries ({len(pending)} images)"
 
 
 @contextlib.asynccontextmanager
