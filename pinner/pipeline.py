@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 from pinner.errors import FileError, NoBuildError, PinError, UnreachableError
 from pinner.files import read_regular
 from pinner.filters import Prefix
-from pinner.limits import CONCURRENCY, MAX_DOCKERFILE_BYTES, REQUEST_TIMEOUT
+from pinner.limits import (
+    CONCURRENCY,
+    MAX_DOCKERFILE_BYTES,
+    PARALLEL_CHECK_MIN_FILES,
+    REQUEST_TIMEOUT,
+)
 from pinner.report import Entry, FileOutcome, Report
 from pinner.rewrite import Edit, apply_edits, edit_for
 from pinner.scan.kinds import check_rewrite, kind_of, scan_file
@@ -157,9 +162,9 @@ def run(options: Options) -> Report:
             continue  # the same file by another name: read, resolve and write it once
         seen.add(real)
         paths.append(path)
-    if not options.needs_network and not (options.only or options.exclude):
-        from pinner.limits import PARALLEL_CHECK_MIN_FILES
-        from pinner.parallel import map_slices, processes_for
+    offline = not options.needs_network and not (options.only or options.exclude)
+    if offline and len(paths) >= PARALLEL_CHECK_MIN_FILES:
+        from pinner.parallel import map_slices, processes_for  # pickle: not for one file
 
         processes = processes_for(len(paths), PARALLEL_CHECK_MIN_FILES)
         if processes > 1:
