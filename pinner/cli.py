@@ -34,9 +34,9 @@ app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from pinner import __version__
 
-        typer.echo(f"pin {version('pinner')}")
+        typer.echo(f"pin {__version__}")
         raise typer.Exit()
 
 
@@ -78,7 +78,8 @@ def _err(line: str, *, fg: str | None = None, colour: bool = False) -> None:
 
 
 class _ProgressBar:
-    """A transient progress bar on a terminal, shown only once resolving takes a moment."""
+    """A transient progress bar on a terminal, shown once resolving takes a moment (while it
+    waits, saying on what), cleared when it ends."""
 
     DELAY = 0.5
 
@@ -87,7 +88,7 @@ class _ProgressBar:
         self.bar: Any = None
         self.task: Any = None
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, waiting: str = "") -> None:
         if self.bar is None:
             if time.monotonic() - self.started < self.DELAY or done >= total:
                 return
@@ -97,7 +98,13 @@ class _ProgressBar:
             self.bar = Progress(console=Console(stderr=True), transient=True)
             self.bar.start()
             self.task = self.bar.add_task("resolving", total=total)
-        self.bar.update(self.task, completed=done, total=total)
+        # The pipeline calls this while it waits too, saying on what (see pipeline.Progress).
+        described = "resolving"
+        if waiting and done < total:
+            from rich.markup import escape  # a registry may be [::1]:5000: text, not markup
+
+            described = f"resolving: {escape(waiting)}"
+        self.bar.update(self.task, completed=done, total=total, description=described)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -35,6 +35,17 @@ HELPER_TIMEOUT = 10.0
 #: monorepo's unique images to resolve in one wave of round trips; a cap per registry, so that
 #: one slow registry does not hold up another.
 CONCURRENCY = 64
+#: Repositories one token request asks for at once (one ``scope=`` each, as the token spec
+#: allows): after a registry's first challenge, one request covers the run's anonymous
+#: repositories instead of one request each. Bounded so that the URL and the token stay small.
+MAX_SCOPES_PER_TOKEN = 50
+#: The offline --check reads and scans files in forked processes from this many files on
+#: (at 1,000 forking saved nothing here, at 3,000 a fifth), one process per core, at most
+#: PARALLEL_CHECK_MAX_PROCESSES.
+PARALLEL_CHECK_MIN_FILES = 2000
+PARALLEL_CHECK_MAX_PROCESSES = 8
+#: Files staged (written beside their originals and fsynced) at once, before the renames.
+STAGING_THREADS = 16
 
 # -- sizes -----------------------------------------------------------------------------------
 # Every body is read as it streams, counted after decompression, and refused past its cap.

@@ -12,16 +12,22 @@ without a network.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pinner.errors import FileError, NoBuildError, PinError, UnreachableError
 from pinner.files import read_regular
 from pinner.filters import Prefix
-from pinner.limits import CONCURRENCY, MAX_DOCKERFILE_BYTES, REQUEST_TIMEOUT
+from pinner.limits import (
+    CONCURRENCY,
+    MAX_DOCKERFILE_BYTES,
+    PARALLEL_CHECK_MIN_FILES,
+    REQUEST_TIMEOUT,
+)
 from pinner.report import Entry, FileOutcome, Report, short
 from pinner.rewrite import Edit, apply_edits, edit_for
 from pinner.scan.kinds import check_rewrite, kind_of, scan_file
@@ -42,7 +48,8 @@ if TYPE_CHECKING:
 
 CHAINGUARD = "cgr.dev"
 Log = Callable[[str], None]
-Progress = Callable[[int, int], None]
+# (lookups done, lookups in all, what the run waits on: an image, or a registry)
+Progress = Callable[[int, int, str], None]
 _Key = tuple[str, str, str]  # registry, repository, tag
 _SbomKey = tuple[str, str, str]  # registry, repository, digest
 
@@ -150,7 +157,7 @@ def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
 
 def run(options: Options) -> Report:
     report = Report(check=options.check)
-    sources: list[_Source] = []
+    paths: list[str] = []
     seen: set[object] = set()  # each file's (device, inode): one stat, where realpath
     for path in options.paths:  # would lstat every component of the path
         try:
@@ -161,6 +168,18 @@ def run(options: Options) -> Report:
         if real in seen:
             continue  # the same file by another name: read, resolve and write it once
         seen.add(real)
+        paths.append(path)
+    offline = not options.needs_network and not (options.only or options.exclude)
+    if offline and len(paths) >= PARALLEL_CHECK_MIN_FILES:
+        from pinner.parallel import map_slices, processes_for  # pickle: not for one file
+
+        processes = processes_for(len(paths), PARALLEL_CHECK_MIN_FILES)
+        if processes > 1:
+            # A filter's "matched nothing" needs every file at once: such runs stay serial.
+            checked = map_slices(functools.partial(_check, options=options), paths, processes)
+            return _checked(report, checked)
+    sources: list[_Source] = []
+    for path in paths:
         try:
             sources.append(_read(path))
         except FileError as e:
@@ -196,6 +215,46 @@ def run(options: Options) -> Report:
         from pinner.write import write_all
 
         write_all([o for o in report.files if o.changed], report)
+    return report
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The offline check of some files: what run() would report for them alone."""
+
+    read_errors: list[str]
+    errors: list[str]
+    entries: list[Entry]  # skipped and unchanged
+    unpinned: list[Entry]
+
+
+def _check(paths: Sequence[str], options: Options) -> _Checked:
+    """The offline check of *paths* (without --only/--exclude), as run() does it."""
+    report = Report(check=options.check)
+    sources: list[_Source] = []
+    for path in paths:
+        try:
+            sources.append(_read(path))
+        except FileError as e:
+            report.errors.append(str(e))
+    read_errors, report.errors = report.errors, []
+    targets, _ = _plan(sources, options, report)
+    unpinned = [_entry(t.source, t.found, "unpinned", reason="not pinned") for t in targets]
+    return _Checked(read_errors, report.errors, report.entries, unpinned)
+
+
+def _checked(report: Report, parts: list[_Checked]) -> Report:
+    """The report of an offline check made in parts, as if made at once."""
+    for part in parts:
+        report.errors.extend(part.read_errors)
+    for part in parts:
+        report.errors.extend(part.errors)
+        report.entries.extend(part.entries)
+    if report.errors:
+        return report
+    for part in parts:
+        report.entries.extend(part.unpinned)
+    report.entries.sort(key=lambda e: (e.file, e.line))
     return report
 
 
@@ -328,18 +387,46 @@ async def _resolve_async(
 
     registries = {t.key[0] for t in targets} | {a.found.reference.registry for a in audits}
     async with _registry_client(options, registries) as client:
+        # Known up front, so that one token request can cover many repositories.
+        wanted = [t.key[:2] for t in targets]
+        wanted += [(a.found.reference.registry, a.found.reference.repository) for a in audits]
+        for registry in registries:
+            client.expect(registry, [repo for reg, repo in wanted if reg == registry])
         work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
-        jobs = [work.pin(t) for t in targets] + [work.audit(a) for a in audits]
+        jobs = [(t.found.reference, work.pin(t)) for t in targets]
+        jobs += [(a.found.reference, work.audit(a)) for a in audits]
         done = 0
+        pending: dict[tuple[str, str], int] = {}  # (registry, image): its jobs not done yet
+        for reference, _ in jobs:
+            image = (reference.registry, f"{reference.registry}/{reference.repository}")
+            pending[image] = pending.get(image, 0) + 1
 
-        async def tick(job: Awaitable[None]) -> None:
+        def report_progress() -> None:
+            if options.progress is not None:
+                options.progress(done, len(jobs), _waiting_on(pending))
+
+        async def tick(reference: ImageReference, job: Awaitable[None]) -> None:
             nonlocal done
             await job
             done += 1
-            if options.progress is not None:
-                options.progress(done, len(jobs))
+            image = (reference.registry, f"{reference.registry}/{reference.repository}")
+            pending[image] -= 1
+            if not pending[image]:
+                del pending[image]
+            report_progress()
 
-        await asyncio.gather(*(tick(job) for job in jobs))
+        async def keep_reporting() -> None:
+            # The display must move while nothing finishes: one slow image is one long wait.
+            while True:
+                report_progress()
+                await asyncio.sleep(_PROGRESS_TICK)
+
+        ticker = asyncio.ensure_future(keep_reporting()) if options.progress else None
+        try:
+            await asyncio.gather(*(tick(reference, job) for reference, job in jobs))
+        finally:
+            if ticker is not None:
+                ticker.cancel()
         if options.changes and not work.results.errors:
             # After every pin is resolved: an SBOM never holds one up, nor fails it.
             from pinner.changes import read_sboms
@@ -364,6 +451,19 @@ def _moved(targets: list[_Target], results: _Results) -> list[_SbomKey]:
         if ref.digest is not None and resolution is not None and resolution.digest != ref.digest:
             keys += [(ref.registry, ref.repository, d) for d in (ref.digest, resolution.digest)]
     return keys
+
+
+_PROGRESS_TICK = 0.1  # seconds between two updates of the progress display
+
+
+def _waiting_on(pending: dict[tuple[str, str], int]) -> str:
+    """What the lookups still running wait on: the image, or the registry, or how many."""
+    if len(pending) == 1:
+        return f"waiting on {next(iter(pending))[1]}"
+    registries = {registry for registry, _ in pending}
+    if len(registries) == 1:
+        return f"waiting on {next(iter(registries))} ({len(pending)} images)"
+    return f"waiting on {len(registries)} registries ({len(pending)} images)"
 
 
 @contextlib.asynccontextmanager
@@ -705,12 +805,9 @@ def _rewrite(
 
 
 def _user_agent() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from pinner import __version__
 
-    try:
-        return f"pinner/{version('pinner')}"
-    except PackageNotFoundError:
-        return "pinner"
+    return f"pinner/{__version__}"
 
 
 @dataclass(frozen=True)

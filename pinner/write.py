@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pinner.errors import FileError
 from pinner.files import read_regular
-from pinner.limits import MAX_DOCKERFILE_BYTES
+from pinner.limits import MAX_DOCKERFILE_BYTES, STAGING_THREADS
 from pinner.report import FileOutcome, Report
 from pinner.signals import held, stop
 
@@ -45,9 +45,7 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
 
         try:
             try:
-                for outcome in outcomes:
-                    stop_if_signalled()
-                    staged.append((_stage(outcome), outcome))
+                _stage_all(outcomes, staged, stop_if_signalled)
                 for _, outcome in staged:
                     stop_if_signalled()
                     if _current(outcome.path) != outcome.before:
@@ -74,6 +72,38 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
             for temp, _ in staged[renamed:]:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
+
+
+def _stage_all(
+    outcomes: Sequence[FileOutcome],
+    staged: list[tuple[str, FileOutcome]],
+    stop_if_signalled: Callable[[], None],
+) -> None:
+    """Stage every file, several at once; add each one staged to *staged* (for the caller
+    to rename or remove), then raise the first error in the files' order, if any.
+
+    Creating and fsyncing a file waits on the disk, not on Python (the GIL is released), and
+    the file system's journal commits concurrent fsyncs together: 200 files took 0.45 s one
+    after another here, most of a 200-file run once its lookups were done. The signals are
+    held in these threads too (they inherit the mask), and looked at before and after.
+    """
+    stop_if_signalled()
+    if len(outcomes) < 2:
+        staged.extend((_stage(outcome), outcome) for outcome in outcomes)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(STAGING_THREADS, len(outcomes))) as pool:
+        futures = [pool.submit(_stage, outcome) for outcome in outcomes]
+    first: BaseException | None = None
+    for future, outcome in zip(futures, outcomes, strict=True):
+        try:
+            staged.append((future.result(), outcome))
+        except BaseException as e:
+            first = first or e
+    if first is not None:
+        raise first
+    stop_if_signalled()
 
 
 def _current(path: str) -> bytes:

@@ -145,6 +145,7 @@ class RecordedRequest:
     headers: Mapping[str, str]  # names lower-cased
     form: Mapping[str, str]
     status: int
+    scopes: tuple[str, ...] = ()  # every scope= of a token request (query holds the last)
 
     @property
     def authorization(self) -> str | None:
@@ -359,6 +360,8 @@ class FakeRegistry:
         tls: Certificates | None = None,
         realm_url: str | None = None,
         token_value: str | None = None,
+        grant_scopes: int | None = None,
+        max_scopes: int | None = None,
     ) -> None:
         # Options are plain attributes: a test may change them while the server runs
         # (except ``tls``, read when it starts).
@@ -373,6 +376,10 @@ class FakeRegistry:
         # Serve the OCI 1.1 referrers API (off: a registry without it answers 404, as
         # distribution 2.8 does).
         self.referrers = True
+        # A token service that reads only the first grant_scopes scopes of a request (the
+        # token covers those alone), or that refuses (400) a request with more than max_scopes.
+        self.grant_scopes = grant_scopes
+        self.max_scopes = max_scopes
         self._lock = threading.RLock()
         self._histories: dict[tuple[str, str], _TagHistory] = {}
         # Content stored by put_manifest / put_blob / put_tag: (repo, digest) -> (type, body).
@@ -692,6 +699,7 @@ class FakeRegistry:
                     headers=dict(headers),
                     form={k: v[-1] for k, v in form.items()},
                     status=reply.status,
+                    scopes=tuple(query.get("scope", [])),
                 )
             )
         return reply, (wait.seconds if wait is not None else 0.0), raw
@@ -741,6 +749,9 @@ class FakeRegistry:
 
     def _token_by_get(self, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> _Reply:
         repos = _requested_repos(query.get("scope", []))
+        if self.max_scopes is not None and len(repos) > self.max_scopes:
+            return _error(400, "UNSUPPORTED", "too many scopes")
+        repos = repos[: self.grant_scopes]
         if refusal := self._refuse_unknown_orgs(repos):
             return refusal
         credentials = _basic_credentials(headers)

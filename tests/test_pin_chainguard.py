@@ -263,7 +263,7 @@ def test_an_unknown_tag_is_a_clear_error(cgr: FakeRegistry, tmp_path: Path) -> N
     assert "not found" in ran.stderr
 
 
-def test_each_unique_image_is_resolved_once_with_one_token_per_repository(
+def test_each_unique_image_is_resolved_once_with_one_token_request_for_all(
     cgr: FakeRegistry, tmp_path: Path
 ) -> None:
     names = [f"chainguard/img{i}" for i in range(6)]
@@ -275,7 +275,8 @@ def test_each_unique_image_is_resolved_once_with_one_token_per_repository(
     assert ran.code == 0, ran.stderr
     answered = [r for r in cgr.requests_to("/_chainguard/history/") if r.status == 200]
     assert len(answered) == 6
-    assert len(cgr.requests_to("/token")) == 6
+    # Anonymous: one token request carries all six scopes.
+    assert len(cgr.requests_to("/token")) == 1
     assert "pin: pinned 6 images (120 places) in 4 files" in ran.stderr
     # Past 30 changes, the summary gives one line per image rather than 120.
     grouped = [line for line in ran.stderr.splitlines() if line.endswith("and 17 more")]
@@ -464,7 +465,7 @@ def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_later_repositories_skip_the_401_round_trip(cgr: FakeRegistry, tmp_path: Path) -> None:
     # The registry's first answer says how it authenticates; the other lookups wait for it,
-    # then get their tokens first: one 401 in the whole run, one token per repository.
+    # then get their tokens first: one 401 in the whole run, one token request for all.
     names = [f"chainguard/many{i}" for i in range(24)]
     for name in names:
         cgr.add_nightly(name, "latest", 2, datetime.now(UTC) - timedelta(days=1))
@@ -474,7 +475,7 @@ def test_later_repositories_skip_the_401_round_trip(cgr: FakeRegistry, tmp_path:
     history = cgr.requests_to("/_chainguard/history/")
     assert len([r for r in history if r.status == 200]) == 24
     assert len([r for r in history if r.status == 401]) == 1
-    assert len(cgr.requests_to("/token")) == 24
+    assert len(cgr.requests_to("/token")) == 1  # anonymous: one request, 24 scopes
 
 
 def test_one_file_named_twice_is_pinned_once(cgr: FakeRegistry, tmp_path: Path) -> None:

@@ -163,3 +163,21 @@ def test_shell_completion_completes_options(pin_command: str) -> None:
     }
     completed = subprocess.run([pin_command], env=env, capture_output=True, text=True, check=False)
     assert completed.stdout.split() == ["--check"]
+
+
+def test_one_slow_image_shows_what_pin_waits_on_while_it_waits(
+    cgr: FakeRegistry, tmp_path: Path, pin_command: str
+) -> None:
+    # One image: nothing finishes until the end, so only a display that moves while it waits
+    # shows anything at all.
+    cgr.delay(1.5, times=5, path_contains="/_chainguard/history/")
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM cgr.dev/chainguard/python:latest\n")
+    args = [*mirror(cgr), "--check", "--update", str(path)]
+    shown = stderr_on_a_terminal(pin_command, args)
+    assert b"resolving: waiting on cgr.dev/chainguard/python" in shown
+    piped = subprocess.run([pin_command, *args], capture_output=True, check=False)
+    assert piped.returncode == 1
+    assert b"waiting" not in piped.stderr
+    assert b"resolving" not in piped.stderr
+    assert ESC.encode() not in piped.stderr

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pinner.reference import ImageReference
+from pinner.resolve.lean import import_httpx
 from pinner.timestamps import Cutoff
+
+import_httpx()  # before any module of this package imports httpx (see lean.py)
 
 
 @dataclass(frozen=True)

@@ -45,19 +45,20 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
 
 from pinner.credentials import Credential, find_credential
-from pinner.errors import AuthError, NotFoundError, RegistryError, UnreachableError
+from pinner.errors import AuthError, NotFoundError, PinError, RegistryError, UnreachableError
 from pinner.limits import (
     ATTEMPTS,
     BACKOFF,
     MAX_ERROR_BODY_BYTES,
     MAX_RETRY_WAIT,
+    MAX_SCOPES_PER_TOKEN,
     MAX_TOKEN_BYTES,
     REQUEST_TIMEOUT,
 )
@@ -66,6 +67,7 @@ from pinner.registries import base_url, is_loopback
 from pinner.resolve.transport import (
     Body,
     NetworkFailure,
+    Params,
     Reply,
     environment_certificates,
     exchange,
@@ -183,6 +185,16 @@ class RegistryClient:
     # Set once a registry has answered its first request: until then the others wait, so
     # that one 401 (not one per repository) tells how the registry authenticates.
     _answered: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
+    # The repositories the run will ask each registry about (see expect), and the registries
+    # whose tokens for them have been asked for together already (or are being).
+    _expected: dict[str, list[str]] = field(default_factory=dict, init=False)
+    _batches: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
+
+    def expect(self, registry: str, repositories: Iterable[str]) -> None:
+        """Say which repositories of *registry* the run will ask about: once its challenge is
+        known, one token request covers those that share a credential (see _batch_tokens)."""
+        known = self._expected.setdefault(registry, [])
+        known.extend(r for r in dict.fromkeys(repositories) if r not in known)
 
     def base_url(self, registry: str) -> str:
         return base_url(registry, self.mirrors)
@@ -231,7 +243,9 @@ class RegistryClient:
             # repositories: get this one's token now instead of after a 401 round trip.
             scheme, challenge = self._challenges[registry]
             scoped = {k: v for k, v in challenge.items() if k != "scope"}
-            await self._authenticate_with(registry, repository, scheme, scoped, stale={})
+            await self._batch_tokens(registry, scheme, scoped)
+            if key not in self._auth:
+                await self._authenticate_with(registry, repository, scheme, scoped, stale={})
         authenticated = False
         # One budget for network failures and 429/5xx answers together: a request is at most
         # ATTEMPTS exchanges (and the one re-send that answers a 401 challenge).
@@ -257,7 +271,15 @@ class RegistryClient:
                 scheme, challenge = self._learn_challenge(registry, response)
                 if first is not None:
                     first.set()  # the others can get their tokens now, alongside this one's
-                await self._authenticate_with(registry, repository, scheme, challenge, stale=sent)
+                if key not in self._auth:
+                    # A token asked for together with others' is the one this request sent
+                    # again only if the service granted it (it may grant fewer scopes than asked
+                    # for): a 401 with it falls through to this repository's own token.
+                    await self._batch_tokens(registry, scheme, challenge)
+                if self._auth.get(key) in (None, sent.get("Authorization")):
+                    await self._authenticate_with(
+                        registry, repository, scheme, challenge, stale=sent
+                    )
                 continue
             if first is not None:
                 first.set()
@@ -277,7 +299,7 @@ class RegistryClient:
         *,
         registry: str,
         body: Body,
-        params: Mapping[str, str] | None,
+        params: Params | None,
         headers: dict[str, str],
         data: Mapping[str, str] | None = None,
         attempts: _Attempts | None = None,
@@ -399,6 +421,73 @@ class RegistryClient:
             else:
                 raise AuthError(f"{registry} asked for unsupported authentication {scheme!r}")
 
+    async def _batch_tokens(self, registry: str, scheme: str, challenge: Mapping[str, str]) -> None:
+        """Tokens for the expected repositories of *registry*, several scopes a request.
+
+        The token spec allows several ``scope=`` parameters in one request
+        (https://distribution.github.io/distribution/spec/auth/token/, "Requesting a Token"),
+        so after a registry's first challenge the run's other repositories need one token
+        round trip in all, not one each. Only repositories whose credential is the same (most
+        often none: anonymous) share a request, so that no credential goes with a scope it was
+        not found for. Best effort, tried once per registry: a service that refuses the request
+        or grants only some scopes leaves each repository left out to its own token, as without
+        this (its errors are then the ones a user sees).
+        """
+        if scheme != "bearer" or registry not in self._expected:
+            return
+        lock = self._batches.get(registry)
+        if lock is not None:
+            async with lock:  # the batch being asked for: wait for its tokens
+                return
+        lock = self._batches[registry] = asyncio.Lock()
+        async with lock:
+            waiting = [r for r in self._expected[registry] if (registry, r) not in self._auth]
+            groups: dict[Credential | None, list[str]] = {}
+            for repository, (found, credential) in zip(
+                waiting,
+                await asyncio.gather(*(self._credential_or_none(registry, r) for r in waiting)),
+                strict=True,
+            ):
+                if not found:
+                    continue  # its lookup failed: its own request says why
+                if credential is None or credential.kind == "basic":
+                    groups.setdefault(credential, []).append(repository)
+            requests = [
+                self._batch_token(
+                    registry, challenge, credential, group[i : i + MAX_SCOPES_PER_TOKEN]
+                )
+                for credential, group in groups.items()
+                if len(group) > 1
+                for i in range(0, len(group), MAX_SCOPES_PER_TOKEN)
+            ]
+            await asyncio.gather(*requests)
+
+    async def _credential_or_none(
+        self, registry: str, repository: str
+    ) -> tuple[bool, Credential | None]:
+        """Whether the credential of a repository could be looked up, and what it is."""
+        try:
+            return True, await self._credential(registry, repository)
+        except PinError:
+            return False, None
+
+    async def _batch_token(
+        self,
+        registry: str,
+        challenge: Mapping[str, str],
+        credential: Credential | None,
+        repositories: list[str],
+    ) -> None:
+        """One token for all of *repositories*; on any failure, none (each asks on its own)."""
+        scopes = [f"repository:{r}:pull" for r in repositories]
+        try:
+            token = await self._token(registry, repositories[0], challenge, credential, scopes)
+        except PinError as e:
+            self._say(f"  one token for {len(scopes)} repositories refused ({e}); one each")
+            return
+        for repository in repositories:
+            self._auth.setdefault((registry, repository), f"Bearer {token}")
+
     def _at_registry(self, registry: str, response: Reply) -> bool:
         """Whether *response* came from the registry itself, not from where it redirected to."""
         return same_origin(response.url, self.base_url(registry))
@@ -423,7 +512,9 @@ class RegistryClient:
         repository: str,
         challenge: Mapping[str, str],
         credential: Credential | None,
+        scopes: list[str] | None = None,
     ) -> str:
+        """A token for *repository* (or for every one of *scopes*) from the challenge's realm."""
         realm = challenge.get("realm", "")
         try:
             parts = urlsplit(realm)
@@ -440,12 +531,13 @@ class RegistryClient:
             raise AuthError(
                 f"{registry} names a token realm over plain http ({origin(realm)}); refusing it"
             )
-        scope = challenge.get("scope") or f"repository:{repository}:pull"
-        query = {"scope": scope}
+        if scopes is None:
+            scopes = [challenge.get("scope") or f"repository:{repository}:pull"]
+        query: list[tuple[str, str]] = [("scope", scope) for scope in scopes]
         if challenge.get("service"):
-            query["service"] = challenge["service"]
+            query.append(("service", challenge["service"]))
         if credential is not None and credential.kind == "identity_token":
-            response = await self._oauth(registry, realm, query, credential)
+            response = await self._oauth(registry, realm, dict(query), credential)
         else:
             headers = {}
             if credential is not None:

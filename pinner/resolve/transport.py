@@ -28,7 +28,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +39,8 @@ from pinner.errors import RegistryError, UnreachableError
 from pinner.limits import MAX_ERROR_BODY_BYTES, MAX_REDIRECTS
 from pinner.registries import is_loopback
 
+# Query parameters: a mapping, or pairs where a name repeats (several scope= of one token).
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
 Log = Callable[[str], None]
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ENCODING_RE = re.compile(r"[A-Za-z0-9, -]{1,40}")
@@ -94,7 +96,7 @@ async def exchange(
     who: str,
     body: Body,
     timeout: float,
-    params: Mapping[str, str] | None = None,
+    params: Params | None = None,
     headers: Mapping[str, str] | None = None,
     data: Mapping[str, str] | None = None,
     log: Log | None = None,
@@ -147,7 +149,7 @@ async def _follow(
     state: _Progress,
     who: str,
     body: Body,
-    params: Mapping[str, str] | None,
+    params: Params | None,
     headers: Mapping[str, str] | None,
     data: Mapping[str, str] | None,
     log: Log | None,
