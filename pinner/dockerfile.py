@@ -12,8 +12,9 @@ token in the original text. It follows BuildKit on the points that matter here:
   and empty lines are dropped, and leading blanks of continuation lines are kept;
 - heredoc bodies (``RUN <<EOF``, ``COPY <<-"EOF"``) are data, never instructions;
 - ``FROM`` takes build args only from the global ``ARG``s before the first ``FROM``;
-- stage names are matched case-insensitively; a number is a stage index only in
-  ``COPY --from=0`` (``FROM 0`` and ``RUN --mount=from=0`` name the image ``0``);
+- stage names are matched case-insensitively by ``--from``, as written by ``FROM``; a
+  number is a stage index only in ``COPY --from=0`` (``FROM 0`` and ``RUN --mount=from=0``
+  name the image ``0``);
   ``scratch`` is no image;
 - what BuildKit refuses is reported, not guessed at: a FROM with two arguments (``FROM as x``),
   a stage name outside ``[a-z][a-z0-9-_.]*``, ``ADD --from``, a bad or repeated directive.
@@ -448,12 +449,16 @@ class _Scanner:
         self.found.append(Found(word.text, reference, line, where, tuple(word.offsets)))
 
     def _is_stage(self, name: str, *, anywhere: bool = False, index: bool = False) -> bool:
-        # BuildKit (dockerfile2llb convert.go) looks a stage up by its lower-cased name; only
-        # COPY --from (*index*) tries a number as a stage index first, and past the last
-        # stage it fails the build. FROM 0 and RUN --mount=from=0 name the image 0.
+        # BuildKit (dockerfile2llb convert.go) keeps stage names lower-cased. --from= and
+        # from= look one up lower-casing the name (findStateByName); FROM does not (addState
+        # looks up the name as written), so `FROM Base` is the image Base, which the build
+        # refuses. Only COPY --from (*index*) tries a number as a stage index first, and past
+        # the last stage it fails the build. FROM 0 and RUN --mount=from=0 name the image 0.
         if index and _INDEX_RE.fullmatch(name) is not None:
             return True
-        return name.lower() in (self.all_stages if anywhere else self.stages)
+        if anywhere:
+            return name.lower() in self.all_stages
+        return name in self.stages
 
     def _image(
         self, word: _Word, where: str, line: int, *, in_from: bool = False, index: bool = False

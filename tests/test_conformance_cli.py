@@ -80,3 +80,15 @@ def test_from_0_is_the_image_0_not_stage_0(tmp_path: Path) -> None:
     ran = run_pin("--check", path)
     assert ran.code == 1
     assert ran.stderr.splitlines()[0] == f"{path}:2: 0 is not pinned"
+
+
+def test_from_names_a_stage_only_in_lower_case(tmp_path: Path) -> None:
+    # BuildKit lower-cases stage names; COPY --from lower-cases too, FROM does not, so
+    # `FROM Base` is the image Base, which docker build refuses (upper-case repository).
+    path = tmp_path / "Dockerfile"
+    text = "FROM alpine" + "@sha256:" + "e" * 64 + " AS Base\nCOPY --from=BASE /a /b\nFROM Base\n"
+    path.write_text(text)
+    ran = run_pin("--check", path)
+    assert ran.code == 2
+    assert ran.stderr.splitlines()[0].startswith(f"error: {path}:3: ")
+    assert path.read_text() == text

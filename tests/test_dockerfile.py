@@ -88,9 +88,9 @@ def found_in(src: str) -> list[tuple[str, int, str]]:
             id="mount-from-0-is-an-image",
         ),
         pytest.param(
-            "FROM alpine AS Base\nFROM Base\nCOPY --from=BASE /a /b\n",
+            "FROM alpine AS Base\nFROM base\nCOPY --from=BASE /a /b\n",
             [("alpine", 1, "FROM")],
-            id="stage-names-match-case-insensitively",
+            id="stage-names-are-lower-case",
         ),
         pytest.param(
             f"FROM {GO} AS Deps\n"
