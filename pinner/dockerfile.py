@@ -12,8 +12,12 @@ token in the original text. It follows BuildKit on the points that matter here:
   and empty lines are dropped, and leading blanks of continuation lines are kept;
 - heredoc bodies (``RUN <<EOF``, ``COPY <<-"EOF"``) are data, never instructions;
 - ``FROM`` takes build args only from the global ``ARG``s before the first ``FROM``;
-- stage names are matched case-insensitively, numeric ``--from=0`` is a stage,
-  ``scratch`` is no image.
+- stage names are matched case-insensitively by ``--from``, as written by ``FROM``; a
+  number is a stage index only in ``COPY --from=0`` (``FROM 0`` and ``RUN --mount=from=0``
+  name the image ``0``);
+  ``scratch`` is no image;
+- what BuildKit refuses is reported, not guessed at: a FROM with two arguments (``FROM as x``),
+  a stage name outside ``[a-z][a-z0-9-_.]*``, ``ADD --from``, a bad or repeated directive.
 
 Most lines of a Dockerfile are one-line instructions that name no image (``RUN``, ``ENV``,
 ``WORKDIR``...), so :func:`scan` does not walk them character by character. BuildKit continues
@@ -56,6 +60,8 @@ _HEREDOC_RE = re.compile(r"[0-9]*<<(-?)([^<]+)")
 _DIRECTIVES = frozenset({"escape", "syntax", "check"})
 _VARIABLE_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _INDEX_RE = re.compile(r"[0-9]{1,6}")  # a stage index: ASCII digits, and never huge
+# BuildKit instructions/parse.go validStageName, matched against the lower-cased name.
+_STAGE_NAME_RE = re.compile(r"[a-z][a-z0-9\-_.]*")
 _ARG_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 # The instructions that can name an image or set a build arg; the scanner reads no other.
@@ -109,23 +115,40 @@ class _Lines:
 
 
 def _escape_char(contents: list[str]) -> str:
-    """The escape character that the directives at the top of the file set.
+    """The escape character that the directives at the top of the file set."""
+    return _directives(contents)[0]
+
+
+def _directives(contents: list[str]) -> tuple[str, tuple[int, str] | None]:
+    """The escape character the directives at the top of the file set, and the (0-based line,
+    message) of the directive BuildKit refuses, if any.
 
     BuildKit (parser.go ``Parse``, ``processLine``) trims the leading whitespace of a line
     before it looks for a directive there, so `` # escape=` `` counts; then
     (directives.go ``ParseLine``) the line must start with ``#``, and the first line that
     is no directive of a known name (a blank line, a comment, an instruction) ends them.
+    BuildKit fails the whole parse on a directive read twice ("only one escape parser
+    directive can be used") and on an escape other than a backslash or a backtick.
     """
-    for content in contents:
+    escape = "\\"
+    seen: set[str] = set()
+    for number, content in enumerate(contents):
         line = content.lstrip(_GO_SPACE)
         if not line.startswith("#"):
             break
         match = _DIRECTIVE_RE.fullmatch(line[1:].lstrip(_GO_SPACE))
         if match is None or match.group(1).lower() not in _DIRECTIVES:
             break
-        if match.group(1).lower() == "escape" and match.group(2) in ("\\", "`"):
-            return match.group(2)
-    return "\\"
+        name, value = match.group(1).lower(), match.group(2)
+        if name in seen:
+            return escape, (number, f"a second `# {name}=` directive (BuildKit allows one)")
+        seen.add(name)
+        if name == "escape":
+            if value not in ("\\", "`"):
+                problem = f"the escape directive sets {value!r}; BuildKit takes only \\ or `"
+                return escape, (number, problem)
+            escape = value
+    return escape, None
 
 
 def _is_comment(content: str) -> bool:
@@ -385,12 +408,19 @@ class _Scanner:
 
     def run(self) -> Scan:
         instructions = list(_instructions(self.text, self.lines, exact=self.exact))
+        if self.text.startswith("#") or self.text[:1] in _GO_SPACE:
+            # Only a file that opens with a comment (or blanks) can hold a directive.
+            _, problem = _directives(self.lines.contents)
+            if problem is not None:
+                number, reason = problem
+                text = self.lines.contents[number].strip(_GO_SPACE)
+                self.skipped.append(Skipped(text, number + 1, "directive", reason, malformed=True))
         # COPY --from and RUN --mount from= may name any stage of the file, even a later one
         # (BuildKit resolves them once all stages are known); FROM only an earlier one.
         for instruction in instructions:
             if instruction.keyword == "FROM":
                 _, rest = _flags(instruction.words)
-                if len(rest) >= 3 and rest[1].text.lower() == "as":
+                if len(rest) == 3 and rest[1].text.lower() == "as":
                     self.all_stages.add(rest[2].text.lower())
         for instruction in instructions:
             self._ignored = instruction.ignored
@@ -418,21 +448,29 @@ class _Scanner:
             return
         self.found.append(Found(word.text, reference, line, where, tuple(word.offsets)))
 
-    def _is_stage(self, name: str, *, anywhere: bool = False) -> bool:
+    def _is_stage(self, name: str, *, anywhere: bool = False, index: bool = False) -> bool:
+        # BuildKit (dockerfile2llb convert.go) keeps stage names lower-cased. --from= and
+        # from= look one up lower-casing the name (findStateByName); FROM does not (addState
+        # looks up the name as written), so `FROM Base` is the image Base, which the build
+        # refuses. Only COPY --from (*index*) tries a number as a stage index first, and past
+        # the last stage it fails the build. FROM 0 and RUN --mount=from=0 name the image 0.
+        if index and _INDEX_RE.fullmatch(name) is not None:
+            return True
         if anywhere:
-            # A number is a stage index; past the last stage BuildKit fails the build.
-            return name.lower() in self.all_stages or _INDEX_RE.fullmatch(name) is not None
-        index = _INDEX_RE.fullmatch(name) is not None and int(name) < self.stage_count
-        return name.lower() in self.stages or index
+            return name.lower() in self.all_stages
+        return name in self.stages
 
-    def _image(self, word: _Word, where: str, line: int, *, in_from: bool = False) -> None:
+    def _image(
+        self, word: _Word, where: str, line: int, *, in_from: bool = False, index: bool = False
+    ) -> None:
         """Record *word* as an image unless it is a stage, scratch or made of variables.
 
         Only FROM (*in_from*) takes a whole image from a global ARG; elsewhere a variable
         means the reference is skipped.
         """
         # FROM sees only earlier stages; --from and from= see every stage of the file.
-        if self._is_stage(word.text, anywhere=not in_from) or word.text.lower() == "scratch":
+        stage = self._is_stage(word.text, anywhere=not in_from, index=index)
+        if stage or word.text.lower() == "scratch":
             return
         if "$" not in word.text:
             self._add(word, where, line)
@@ -471,12 +509,27 @@ class _Scanner:
 
     def _on_from(self, instruction: _Instruction) -> None:
         _, rest = _flags(instruction.words)
-        if rest:
-            image = rest[0]
-            self._image(image, "FROM", self._line(image, instruction.line), in_from=True)
-            if len(rest) >= 3 and rest[1].text.lower() == "as":
-                self.stages.add(rest[2].text.lower())
+        named = len(rest) == 3 and rest[1].text.lower() == "as"
         self.stage_count += 1
+        if len(rest) != 1 and not named:
+            # BuildKit parseBuildStageName: "FROM requires either one or three arguments",
+            # so `FROM as x` (or a name without AS) fails the build rather than naming an image.
+            text = " ".join(word.text for word in rest)
+            reason = f"FROM {text} is not `FROM IMAGE` nor `FROM IMAGE AS NAME`"
+            self.skipped.append(Skipped(text, instruction.line, "FROM", reason, malformed=True))
+            return
+        image = rest[0]
+        self._image(image, "FROM", self._line(image, instruction.line), in_from=True)
+        if named:
+            name = rest[2]
+            if _STAGE_NAME_RE.fullmatch(name.text.lower()) is None:
+                reason = (
+                    f"the stage name {name.text!r} must start with a letter and hold only"
+                    " letters, digits, '-', '_' and '.'"
+                )
+                line = self._line(name, instruction.line)
+                self.skipped.append(Skipped(name.text, line, "FROM", reason, malformed=True))
+            self.stages.add(name.text.lower())
 
     def _on_copy(self, instruction: _Instruction) -> None:
         flags, _ = _flags(instruction.words)
@@ -484,9 +537,16 @@ class _Scanner:
             value = _flag_value(flag, "from")
             if value is not None and value.text:
                 line = self._line(value, instruction.line)
-                self._image(value, f"{instruction.keyword} --from", line)
+                self._image(value, f"{instruction.keyword} --from", line, index=True)
 
-    _on_add = _on_copy
+    def _on_add(self, instruction: _Instruction) -> None:
+        flags, _ = _flags(instruction.words)
+        for flag in flags:
+            if _flag_value(flag, "from") is not None or flag.text.lower() == "--from":
+                # BuildKit's ADD has no --from ("unknown flag: from"): the build fails.
+                line = self._line(flag, instruction.line)
+                reason = "ADD has no --from flag (BuildKit: unknown flag); use COPY --from"
+                self.skipped.append(Skipped(flag.text, line, "ADD", reason, malformed=True))
 
     def _on_run(self, instruction: _Instruction) -> None:
         flags, _ = _flags(instruction.words)

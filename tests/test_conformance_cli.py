@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_pin
 
 
@@ -23,3 +25,70 @@ def test_an_indented_escape_directive_holds_so_the_next_from_is_checked(tmp_path
     assert ran.stderr.splitlines()[0] == (
         f"{path}:5: mcr.microsoft.com/powershell:lts is not pinned"
     )
+
+
+# What BuildKit refuses: pin --check names the file and line and fails, and writes nothing.
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "FROM alpine AS a\nFROM as x\n",
+            2,
+            "FROM as x is not `FROM IMAGE` nor `FROM IMAGE AS NAME`",
+        ),
+        (
+            "FROM alpine AS 1st\n",
+            1,
+            "the stage name '1st' must start with a letter and hold only letters, digits,"
+            " '-', '_' and '.'",
+        ),
+        (
+            "FROM alpine\nADD --from=alpine /a /b\n",
+            2,
+            "ADD has no --from flag (BuildKit: unknown flag); use COPY --from",
+        ),
+        (
+            "# escape=`\n# escape=\\\nFROM alpine\n",
+            2,
+            "a second `# escape=` directive (BuildKit allows one)",
+        ),
+        (
+            "# escape=x\nFROM alpine\n",
+            1,
+            "the escape directive sets 'x'; BuildKit takes only \\ or `",
+        ),
+    ],
+    ids=["from-as-x", "stage-name", "add-from", "escape-twice", "escape-invalid"],
+)
+def test_what_buildkit_refuses_fails_the_check(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(text)
+    ran = run_pin("--check", path)
+    assert ran.code == 2
+    assert ran.stderr.splitlines() == [
+        f"error: {path}:{line}: {message}; docker build refuses it too: fix the reference",
+        "pin: nothing was written",
+    ]
+    assert path.read_text() == text
+
+
+def test_from_0_is_the_image_0_not_stage_0(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text("FROM alpine" + "@sha256:" + "e" * 64 + "\nFROM 0\nCOPY --from=0 /a /b\n")
+    ran = run_pin("--check", path)
+    assert ran.code == 1
+    assert ran.stderr.splitlines()[0] == f"{path}:2: 0 is not pinned"
+
+
+def test_from_names_a_stage_only_in_lower_case(tmp_path: Path) -> None:
+    # BuildKit lower-cases stage names; COPY --from lower-cases too, FROM does not, so
+    # `FROM Base` is the image Base, which docker build refuses (upper-case repository).
+    path = tmp_path / "Dockerfile"
+    text = "FROM alpine" + "@sha256:" + "e" * 64 + " AS Base\nCOPY --from=BASE /a /b\nFROM Base\n"
+    path.write_text(text)
+    ran = run_pin("--check", path)
+    assert ran.code == 2
+    assert ran.stderr.splitlines()[0].startswith(f"error: {path}:3: ")
+    assert path.read_text() == text

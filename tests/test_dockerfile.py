@@ -73,12 +73,24 @@ def found_in(src: str) -> list[tuple[str, int, str]]:
             [(GO, 1, "FROM"), (STATIC, 2, "FROM")],
             id="copy-from-stage-index",
         ),
-        # BuildKit's ADD has no --from flag (the build stops with "unknown flag"); pin reads it as
-        # COPY's, so that a reference there is still reported rather than silently passed over.
+        # BuildKit's ADD has no --from flag (the build stops with "unknown flag"): an error, see
+        # tests/test_conformance_cli.py, and no image.
+        pytest.param(f"FROM {GO}\nADD --from={STATIC} /a /b\n", [(GO, 1, "FROM")], id="add-from"),
+        # Only COPY --from reads a number as a stage index; FROM 0 and from=0 name the image 0.
         pytest.param(
-            f"FROM {GO}\nADD --from={STATIC} /a /b\n",
-            [(GO, 1, "FROM"), (STATIC, 2, "ADD --from")],
-            id="add-from",
+            "FROM 0\nFROM alpine AS a\nCOPY --from=0 /a /b\n",
+            [("0", 1, "FROM"), ("alpine", 2, "FROM")],
+            id="from-0-is-an-image",
+        ),
+        pytest.param(
+            "FROM alpine\nFROM busybox\nRUN --mount=from=0 true\n",
+            [("alpine", 1, "FROM"), ("busybox", 2, "FROM"), ("0", 3, "RUN --mount")],
+            id="mount-from-0-is-an-image",
+        ),
+        pytest.param(
+            "FROM alpine AS Base\nFROM base\nCOPY --from=BASE /a /b\n",
+            [("alpine", 1, "FROM")],
+            id="stage-names-are-lower-case",
         ),
         pytest.param(
             f"FROM {GO} AS Deps\n"

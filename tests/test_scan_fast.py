@@ -58,6 +58,9 @@ def test_golden_file(name: str) -> None:
 @example("RUN --mount=from=a --mount=type=cache,from=b -- --mount=from=c\n")
 @example("\ufeffFROM a\r\nFROM\tb\rc AS d\r\nCOPY --from=D / /\r\n")
 @example("ARG B=x\n# pin: ignore\nFROM $B\n# pin: ignore\n\nFROM c\nFROM \\\n d" + DIGEST)
+@example("FROM 0\nFROM as x\nFROM a AS 1x\nADD --from=b c d\nRUN --mount=from=0 x\n")
+@example(" # escape=`\n# ESCAPE=\\\nFROM a\n")  # a repeated directive
+@example("# escape=x\nFROM a\\\nFROM b\n")  # an escape BuildKit refuses
 def test_generated_dockerfile(text: str) -> None:
     assert_same_scan(text)
 
