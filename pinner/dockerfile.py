@@ -6,7 +6,8 @@ what general-purpose parsers do not: the offset of every character of an image
 token in the original text. It follows BuildKit on the points that matter here:
 
 - parser directives (``# escape=``) are read only at the very top of the file, blanks
-  before the ``#`` allowed;
+  before the ``#`` allowed; the frontend image of ``# syntax=`` is an image reference, read
+  where BuildKit's ``DetectSyntax`` reads it (the ``#`` in the first column);
 - instructions are case-insensitive; a line ending in the escape character
   (optionally followed by blanks) continues; inside a continuation, comment lines
   and empty lines are dropped, and leading blanks of continuation lines are kept;
@@ -72,6 +73,8 @@ _WORD_RE = re.compile(r"[^ \t]+")  # BuildKit splits instruction words on blanks
 # A comment on the line right before an instruction that tells pin to leave it alone.
 _IGNORE_RE = re.compile(r"#\s*pin:\s*ignore\b.*")
 _BLANKS = " \t"
+# Ends the reason of what BuildKit refuses: pin reports it as an error, since the build fails.
+_REFUSED = "; docker build refuses it too"
 
 
 # A NamedTuple, not a frozen dataclass: one is made per word, and a tuple is made ~3x faster.
@@ -141,11 +144,11 @@ def _directives(contents: list[str]) -> tuple[str, tuple[int, str] | None]:
             break
         name, value = match.group(1).lower(), match.group(2)
         if name in seen:
-            return escape, (number, f"a second `# {name}=` directive (BuildKit allows one)")
+            return escape, (number, f"a second `# {name}=` directive{_REFUSED}: keep one")
         seen.add(name)
         if name == "escape":
             if value not in ("\\", "`"):
-                problem = f"the escape directive sets {value!r}; BuildKit takes only \\ or `"
+                problem = f"the escape directive sets {value!r}{_REFUSED}: use \\ or `"
                 return escape, (number, problem)
             escape = value
     return escape, None
@@ -415,6 +418,8 @@ class _Scanner:
                 number, reason = problem
                 text = self.lines.contents[number].strip(_GO_SPACE)
                 self.skipped.append(Skipped(text, number + 1, "directive", reason, malformed=True))
+        if self.text.startswith(("#", "\ufeff#")):
+            self._syntax()
         # COPY --from and RUN --mount from= may name any stage of the file, even a later one
         # (BuildKit resolves them once all stages are known); FROM only an earlier one.
         for instruction in instructions:
@@ -428,6 +433,42 @@ class _Scanner:
             if handler is not None:
                 handler(instruction)
         return Scan(tuple(self.found), tuple(self.skipped))
+
+    def _syntax(self) -> None:
+        """The frontend image a ``# syntax=`` directive names: BuildKit pulls it to parse the
+        file, so it is pinned like any image.
+
+        BuildKit reads it with ``DetectSyntax`` (directives.go), on the raw file, not as the
+        parser reads ``# escape=``: a BOM and a ``#!`` first line are skipped, then each line
+        must start with ``#`` in its first column (no blanks before it), and the first line
+        that is not a directive of a known name ends the search; the image is the value up to
+        its first space (``# syntax = docker/dockerfile:1 // opts``). Its ``//`` and JSON
+        forms belong to other frontends' files, not to Dockerfiles, and are not read.
+        """
+        contents, starts = self.lines.contents, self.lines.starts
+        skip = 1 if contents[0].lstrip("\ufeff").startswith("#!") else 0
+        seen: set[str] = set()
+        for number in range(skip, len(contents)):
+            content = contents[number]
+            bom = 1 if number == 0 and content.startswith("\ufeff") else 0
+            if not content.startswith("#", bom):
+                return
+            after = content[bom + 1 :]
+            body = after.lstrip(_GO_SPACE)
+            match = _DIRECTIVE_RE.fullmatch(body)
+            if match is None or match.group(1).lower() not in _DIRECTIVES:
+                return
+            name = match.group(1).lower()
+            if name in seen:
+                return  # BuildKit's ParseAll stops at a repeated directive
+            seen.add(name)
+            if name != "syntax":
+                continue
+            value = match.group(2)
+            image = value.split(" ", 1)[0]
+            first = starts[number] + bom + 1 + (len(after) - len(body)) + match.start(2)
+            self._add(_Word(image, range(first, first + len(image))), "# syntax", number + 1)
+            return
 
     def _line(self, word: _Word, fallback: int) -> int:
         return self.lines.line_of(word.offsets[0]) if word.offsets else fallback
@@ -444,6 +485,8 @@ class _Scanner:
             # quoted word may be valid there; it is left alone rather than called malformed.
             quoted = any(c in word.text for c in "'\"\\`")
             reason = f"not an image reference ({e})"
+            if not quoted:
+                reason += f"{_REFUSED}: fix the reference"
             self.skipped.append(Skipped(word.text, line, where, reason, malformed=not quoted))
             return
         self.found.append(Found(word.text, reference, line, where, tuple(word.offsets)))
@@ -515,7 +558,7 @@ class _Scanner:
             # BuildKit parseBuildStageName: "FROM requires either one or three arguments",
             # so `FROM as x` (or a name without AS) fails the build rather than naming an image.
             text = " ".join(word.text for word in rest)
-            reason = f"FROM {text} is not `FROM IMAGE` nor `FROM IMAGE AS NAME`"
+            reason = f"FROM {text} is not `FROM IMAGE` nor `FROM IMAGE AS NAME`{_REFUSED}"
             self.skipped.append(Skipped(text, instruction.line, "FROM", reason, malformed=True))
             return
         image = rest[0]
@@ -525,7 +568,7 @@ class _Scanner:
             if _STAGE_NAME_RE.fullmatch(name.text.lower()) is None:
                 reason = (
                     f"the stage name {name.text!r} must start with a letter and hold only"
-                    " letters, digits, '-', '_' and '.'"
+                    f" letters, digits, '-', '_' and '.'{_REFUSED}"
                 )
                 line = self._line(name, instruction.line)
                 self.skipped.append(Skipped(name.text, line, "FROM", reason, malformed=True))
@@ -545,7 +588,7 @@ class _Scanner:
             if _flag_value(flag, "from") is not None or flag.text.lower() == "--from":
                 # BuildKit's ADD has no --from ("unknown flag: from"): the build fails.
                 line = self._line(flag, instruction.line)
-                reason = "ADD has no --from flag (BuildKit: unknown flag); use COPY --from"
+                reason = f"ADD has no --from flag{_REFUSED}: use COPY --from"
                 self.skipped.append(Skipped(flag.text, line, "ADD", reason, malformed=True))
 
     def _on_run(self, instruction: _Instruction) -> None:

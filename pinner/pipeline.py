@@ -274,10 +274,8 @@ def _plan(
             continue
         for skipped in result.skipped:
             if skipped.malformed:
-                report.errors.append(
-                    f"{source.path}:{skipped.line}: {skipped.reason};"
-                    " docker build refuses it too: fix the reference"
-                )
+                # Its reason says what the build or the runtime does with it, and the fix.
+                report.errors.append(f"{source.path}:{skipped.line}: {skipped.reason}")
                 continue
             report.entries.append(
                 Entry(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_pin
+from tests.conftest import mirror, run_pin
+from tests.fakeregistry import FakeRegistry
 
 
 def test_an_indented_escape_directive_holds_so_the_next_from_is_checked(tmp_path: Path) -> None:
@@ -34,28 +35,28 @@ def test_an_indented_escape_directive_holds_so_the_next_from_is_checked(tmp_path
         (
             "FROM alpine AS a\nFROM as x\n",
             2,
-            "FROM as x is not `FROM IMAGE` nor `FROM IMAGE AS NAME`",
+            "FROM as x is not `FROM IMAGE` nor `FROM IMAGE AS NAME`; docker build refuses it too",
         ),
         (
             "FROM alpine AS 1st\n",
             1,
             "the stage name '1st' must start with a letter and hold only letters, digits,"
-            " '-', '_' and '.'",
+            " '-', '_' and '.'; docker build refuses it too",
         ),
         (
             "FROM alpine\nADD --from=alpine /a /b\n",
             2,
-            "ADD has no --from flag (BuildKit: unknown flag); use COPY --from",
+            "ADD has no --from flag; docker build refuses it too: use COPY --from",
         ),
         (
             "# escape=`\n# escape=\\\nFROM alpine\n",
             2,
-            "a second `# escape=` directive (BuildKit allows one)",
+            "a second `# escape=` directive; docker build refuses it too: keep one",
         ),
         (
             "# escape=x\nFROM alpine\n",
             1,
-            "the escape directive sets 'x'; BuildKit takes only \\ or `",
+            "the escape directive sets 'x'; docker build refuses it too: use \\ or `",
         ),
     ],
     ids=["from-as-x", "stage-name", "add-from", "escape-twice", "escape-invalid"],
@@ -68,7 +69,7 @@ def test_what_buildkit_refuses_fails_the_check(
     ran = run_pin("--check", path)
     assert ran.code == 2
     assert ran.stderr.splitlines() == [
-        f"error: {path}:{line}: {message}; docker build refuses it too: fix the reference",
+        f"error: {path}:{line}: {message}",
         "pin: nothing was written",
     ]
     assert path.read_text() == text
@@ -92,3 +93,23 @@ def test_from_names_a_stage_only_in_lower_case(tmp_path: Path) -> None:
     assert ran.code == 2
     assert ran.stderr.splitlines()[0].startswith(f"error: {path}:3: ")
     assert path.read_text() == text
+
+
+def test_the_syntax_directive_names_an_image_and_is_pinned(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    # BuildKit pulls the frontend that `# syntax=` names before it reads the file: an image
+    # like any other, so a pinned Dockerfile pins it too (the `// opts` after it stay).
+    frontend = "sha256:" + "5" * 64
+    cgr.add_history("docker/dockerfile", "1", [("2026-11-01T00:00:00Z", frontend)])
+    text = "# syntax = docker/dockerfile:1 // opts\r\nFROM scratch\r\n"
+    path = tmp_path / "Dockerfile"
+    path.write_bytes(text.encode())
+    assert run_pin("--check", path).code == 1
+    excluded = run_pin("--check", "--exclude", "docker/dockerfile", path)
+    assert excluded.code == 0, excluded.stderr
+    ran = run_pin(*mirror(cgr, "docker.io"), path)
+    assert ran.code == 0, ran.stderr
+    pinned = text.replace("docker/dockerfile:1", f"docker/dockerfile:1@{frontend}")
+    assert path.read_bytes() == pinned.encode()
+    assert run_pin("--check", path).code == 0

@@ -52,7 +52,10 @@ def buildkit_images(name: str) -> list[str]:
 @pytest.mark.parametrize("name", POSITIVE)
 def test_finds_the_images_buildkit_sees(name: str) -> None:
     text = read(f"testfiles/{name}").decode("utf-8", "surrogateescape")
-    assert [found.text for found in scan(text).found] == buildkit_images(name)
+    # A `# syntax=` image is read by BuildKit's DetectSyntax, not by the parser these results
+    # come from: tests/test_dockerfile.py holds its cases.
+    found = [f.text for f in scan(text).found if f.where != "# syntax"]
+    assert found == buildkit_images(name)
 
 
 @pytest.mark.parametrize("folder", EVERY)

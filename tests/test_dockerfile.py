@@ -131,7 +131,7 @@ def found_in(src: str) -> list[tuple[str, int, str]]:
         ),
         pytest.param(
             f"# syntax=docker/dockerfile:1\n# a comment\nFROM {PY}\n",
-            [(PY, 3, "FROM")],
+            [("docker/dockerfile:1", 1, "# syntax"), (PY, 3, "FROM")],
             id="comments-before",
         ),
         # Continuations: comment lines and blank lines inside are dropped.
@@ -228,7 +228,7 @@ def found_in(src: str) -> list[tuple[str, int, str]]:
         pytest.param(f"#ESCAPE = `\n\nFROM `\n  {PY}\n", [(PY, 4, "FROM")], id="escape-spelling"),
         pytest.param(
             f"# syntax=docker/dockerfile:1\n# escape=`\nFROM `\n{PY}\n",
-            [(PY, 4, "FROM")],
+            [("docker/dockerfile:1", 1, "# syntax"), (PY, 4, "FROM")],
             id="escape-after-syntax",
         ),
         pytest.param(
@@ -262,7 +262,7 @@ def found_in(src: str) -> list[tuple[str, int, str]]:
         pytest.param(
             f"# syntax=docker/dockerfile:1\n  #  escape = `\n"
             f"FROM {GO}\nRUN dir c:\\\nFROM {STATIC}\n",
-            [(GO, 3, "FROM"), (STATIC, 5, "FROM")],
+            [("docker/dockerfile:1", 1, "# syntax"), (GO, 3, "FROM"), (STATIC, 5, "FROM")],
             id="escape-indented-after-syntax",
         ),
         pytest.param(
@@ -276,6 +276,30 @@ def found_in(src: str) -> list[tuple[str, int, str]]:
             f"# maintainer=me\n# escape=`\nFROM {GO}\nRUN dir C:\\\nFROM {STATIC}\n",
             [(GO, 3, "FROM")],
             id="escape-after-unknown-directive-ignored",
+        ),
+        # `# syntax=` names the frontend image BuildKit pulls (directives.go DetectSyntax): read
+        # on the raw lines, `#` in the first column, after a BOM or a `#!` line; the image is the
+        # value up to its first space.
+        pytest.param(
+            f"#!/usr/bin/env docker\n#SYNTAX = docker/dockerfile:1.7 // opts\nFROM {PY}\n",
+            [("docker/dockerfile:1.7", 2, "# syntax"), (PY, 3, "FROM")],
+            id="syntax-after-shebang-with-options",
+        ),
+        pytest.param(
+            f"# escape=`\n#syntax=docker.io/docker/dockerfile:1\nFROM {PY}\n",
+            [("docker.io/docker/dockerfile:1", 2, "# syntax"), (PY, 3, "FROM")],
+            id="syntax-after-escape",
+        ),
+        pytest.param(
+            f" # syntax=docker/dockerfile:1\nFROM {PY}\n", [(PY, 2, "FROM")], id="syntax-indented"
+        ),
+        pytest.param(
+            f"# a comment\n# syntax=docker/dockerfile:1\nFROM {PY}\n",
+            [(PY, 3, "FROM")],
+            id="syntax-after-comment",
+        ),
+        pytest.param(
+            f"FROM {PY}\n# syntax=docker/dockerfile:1\n", [(PY, 1, "FROM")], id="syntax-late"
         ),
         # Line endings and encodings: offsets stay right in the decoded text.
         pytest.param(

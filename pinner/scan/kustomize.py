@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from pinner.errors import ReferenceError_
 from pinner.reference import parse_reference
 from pinner.scan.result import DigestField, Found, Scan, Skipped
-from pinner.scan.yamlfile import IGNORED, STR_TAG, YamlText, get, items, template
+from pinner.scan.yamlfile import IGNORED, STR_TAG, UNPULLABLE, YamlText, get, items, template
 
 _FIELDS = ("name", "newName", "newTag", "digest")
 # What may stand before the entry's last key on its line: indentation, and the dash of the item.
@@ -81,7 +81,8 @@ def _entry(document: YamlText, node: Node, where: str) -> Found | Skipped | None
     try:
         reference = parse_reference(text)
     except ReferenceError_ as e:
-        return Skipped(text, line, where, f"not an image reference ({e})", malformed=True)
+        reason = f"not an image reference ({e}); {UNPULLABLE}"
+        return Skipped(text, line, where, reason, malformed=True)
     place: DigestField | str
     if "digest" in fields:
         token = document.token(fields["digest"])

@@ -46,6 +46,9 @@ _BOM = "\ufeff"
 # A comment on the line right before a key that tells pin to leave its image alone.
 _IGNORE_RE = re.compile(r"#\s*pin:\s*ignore\b.*")
 IGNORED = "left alone by a `# pin: ignore` comment"
+# Ends the reason of a malformed reference, which pin reports as an error: Compose, the kubelet
+# and CI runners refuse it as docker build does.
+UNPULLABLE = "no runtime can pull it as written: fix the reference"
 # The one text a rewrite may add outside a scalar: a Kustomize digest field, on a line of its
 # own or as one more pair of a flow mapping.
 _DIGEST_KEY_RE = re.compile(r"(?:\r?\n *|, )digest: sha256:[0-9a-f]{64}")
@@ -277,7 +280,7 @@ class YamlText:
         except ReferenceError_ as e:
             # The field names an image whatever the tool (Compose, the kubelet, a CI runner):
             # one that cannot be parsed cannot be pulled, so it is an error, as in a Dockerfile.
-            reason = f"not an image reference ({e})"
+            reason = f"not an image reference ({e}); {UNPULLABLE}"
             return Skipped(image, line, spot.where, reason, malformed=True)
         first = token_start + len(spot.prefix)
         return Found(image, reference, line, spot.where, tuple(range(first, token_end)))
