@@ -102,7 +102,8 @@ def digest(text: str) -> str:
 def dockerfile(base: str, runtime: str) -> str:
     """A typical two-stage Dockerfile: one continued RUN, COPY --from a stage."""
     return (
-        "# syntax=docker/dockerfile:1\n"
+        # Pinned, as pin leaves it: the frontend is an image too (nothing looks it up).
+        f"# syntax=docker/dockerfile:1@{digest('frontend')}\n"
         f"FROM {base} AS build\n"
         "WORKDIR /app\n"
         "COPY requirements.txt .\n"
