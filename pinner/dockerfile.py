@@ -110,16 +110,11 @@ class _Lines:
             raw.pop()  # a final newline ends the last line; it starts no new one
         self.starts: list[int] = list(itertools.accumulate((len(r) + 1 for r in raw), initial=0))
         self.starts.pop()
-        self.contents = [r[:-1] if r.endswith("\r") else r for r in raw]
+        self.contents = [r[:-1] if r.endswith("\r") else r for r in raw] if "\r" in text else raw
 
     def line_of(self, offset: int) -> int:
         """1-based line number of the character at *offset*."""
         return bisect.bisect_right(self.starts, offset)
-
-
-def _escape_char(contents: list[str]) -> str:
-    """The escape character that the directives at the top of the file set."""
-    return _directives(contents)[0]
 
 
 def _directives(contents: list[str]) -> tuple[str, tuple[int, str] | None]:
@@ -259,19 +254,23 @@ def _heredocs(logical: str, escape: str) -> list[tuple[str, bool]]:
     return names
 
 
-def _instructions(text: str, lines: _Lines, *, exact: bool) -> Iterator[_Instruction]:
+def _instructions(
+    text: str, lines: _Lines, *, exact: bool, escape: str | None = None
+) -> Iterator[_Instruction]:
     """The instructions of *text*, in order; heredoc bodies and comments are no instructions.
 
     Unless *exact*, an instruction that the scanner does not read is not yielded, only the
     words that it reads are split, and a line that is a whole instruction is not walked
-    character by character (see the module docstring).
+    character by character (see the module docstring). *escape*: the escape character that
+    the directives set, when the caller has read them already.
     """
     first = 1 if text.startswith("\ufeff") else 0
-    # A BOM belongs to the first line's bytes but not to its content.
-    contents = list(lines.contents)
+    contents = lines.contents
     if first and contents:
-        contents[0] = contents[0][1:]
-    escape = _escape_char(contents)
+        # A BOM belongs to the first line's bytes but not to its content.
+        contents = [contents[0][1:], *contents[1:]]
+    if escape is None:
+        escape = _directives(contents)[0]
     index = 0
     total = len(contents)
     ignore_next = False
@@ -410,14 +409,18 @@ class _Scanner:
         self._ignored = False
 
     def run(self) -> Scan:
-        instructions = list(_instructions(self.text, self.lines, exact=self.exact))
+        escape: str | None = "\\"
+        problem = None
         if self.text.startswith("#") or self.text[:1] in _GO_SPACE:
             # Only a file that opens with a comment (or blanks) can hold a directive.
-            _, problem = _directives(self.lines.contents)
-            if problem is not None:
-                number, reason = problem
-                text = self.lines.contents[number].strip(_GO_SPACE)
-                self.skipped.append(Skipped(text, number + 1, "directive", reason, malformed=True))
+            escape, problem = _directives(self.lines.contents)
+        elif self.text.startswith("\ufeff"):
+            escape = None  # the directives are read after the BOM
+        instructions = list(_instructions(self.text, self.lines, exact=self.exact, escape=escape))
+        if problem is not None:
+            number, reason = problem
+            text = self.lines.contents[number].strip(_GO_SPACE)
+            self.skipped.append(Skipped(text, number + 1, "directive", reason, malformed=True))
         if self.text.startswith(("#", "\ufeff#")):
             self._syntax()
         # COPY --from and RUN --mount from= may name any stage of the file, even a later one
@@ -427,9 +430,16 @@ class _Scanner:
                 _, rest = _flags(instruction.words)
                 if len(rest) == 3 and rest[1].text.lower() == "as":
                     self.all_stages.add(rest[2].text.lower())
+        handlers = {
+            "FROM": self._on_from,
+            "ARG": self._on_arg,
+            "COPY": self._on_copy,
+            "ADD": self._on_add,
+            "RUN": self._on_run,
+        }
         for instruction in instructions:
             self._ignored = instruction.ignored
-            handler = getattr(self, f"_on_{instruction.keyword.lower()}", None)
+            handler = handlers.get(instruction.keyword)
             if handler is not None:
                 handler(instruction)
         return Scan(tuple(self.found), tuple(self.skipped))

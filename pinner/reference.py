@@ -7,6 +7,7 @@ repository are derived for talking to the registry only.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -87,6 +88,9 @@ class ImageReference:
         return text
 
 
+# A repository's Dockerfiles name the same few base images again and again: each is parsed
+# once. An ImageReference is frozen, so sharing one is safe.
+@functools.lru_cache(maxsize=4096)
 def parse_reference(text: str) -> ImageReference:
     """Parse *text* as Docker does; raise ReferenceError_ when it is not a reference."""
     rest = text
