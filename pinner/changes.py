@@ -9,7 +9,6 @@ its two builds' packages, or the reason there is none.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pinner.report import Entry
@@ -94,9 +93,9 @@ def attach(entries: list[Entry], sboms: dict[Key, Sbom]) -> list[Entry]:
             old = sboms.get((registry, repository, entry.old_digest))
             new = sboms.get((registry, repository, entry.new_digest))
             changes, reason = compared(old, new)
-            entry = replace(entry, sbom_changes=changes, sbom_reason=reason)
+            entry = entry._replace(sbom_changes=changes, sbom_reason=reason)
         elif entry.action == "pinned":
-            entry = replace(entry, sbom_reason=NEW_PIN)
+            entry = entry._replace(sbom_reason=NEW_PIN)
         attached.append(entry)
     return attached
 

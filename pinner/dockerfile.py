@@ -39,7 +39,6 @@ import bisect
 import itertools
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from pinner.errors import ReferenceError_
@@ -85,13 +84,18 @@ class _Word(NamedTuple):
     offsets: Sequence[int]
 
 
-@dataclass
 class _Arg:
-    name: str
-    value: _Word | None  # None: no default value
-    simple: bool  # False when the value is quoted in a way we do not rewrite
-    line: int
-    ignored: bool = False  # its ARG line is preceded by "# pin: ignore"
+    """A build argument that an ARG declares (a plain class: a dataclass costs ~1 ms of every
+    start-up to build)."""
+
+    __slots__ = ("ignored", "line", "name", "simple", "value")
+
+    def __init__(self, name: str, value: _Word | None, simple: bool, line: int) -> None:
+        self.name = name
+        self.value = value  # None: no default value
+        self.simple = simple  # False when the value is quoted in a way we do not rewrite
+        self.line = line
+        self.ignored = False  # its ARG line is preceded by "# pin: ignore"
 
 
 class _Instruction(NamedTuple):

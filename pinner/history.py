@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pinner.errors import RegistryError
 from pinner.limits import MAX_FUTURE_SKEW_NS
 from pinner.reference import is_sha256_digest
 from pinner.timestamps import parse_rfc3339
+
+if TYPE_CHECKING:
+    from pinner.sbom import Changes
 
 
 @dataclass(frozen=True, order=True)
@@ -79,3 +83,16 @@ def refuse_future(builds: Iterable[Build], now_ns: int) -> None:
                 f"the tag history has a build dated {build.published}, more than a day after"
                 " this machine's clock; refusing the history (check this machine's clock)"
             )
+
+
+@dataclass(frozen=True)
+class HistoryListing:
+    """``pin --history IMAGE``: the builds of a tag, newest first, and where a pin is."""
+
+    image: str
+    builds: list[Build]
+    digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
+    pinned: Build | None = None  # the build of that digest, if it is in the history
+    behind: int = 0  # how many builds of the tag are newer than the pinned one
+    # --changes: per build's digest, what changed since the build before it, or why unknown
+    changes: dict[str, tuple[Changes | None, str | None]] = field(default_factory=dict)

@@ -16,12 +16,11 @@ import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pinner.errors import FileError, NoBuildError, PinError, UnreachableError
 from pinner.files import read_regular
-from pinner.filters import Prefix
 from pinner.limits import (
     CONCURRENCY,
     MAX_DOCKERFILE_BYTES,
@@ -35,7 +34,8 @@ from pinner.scan.result import Found
 from pinner.timestamps import NS, Cutoff
 
 if TYPE_CHECKING:
-    from pinner.history import Build
+    from pinner.filters import Prefix
+    from pinner.history import Build, HistoryListing
     from pinner.platforms import Platform
     from pinner.reference import ImageReference
     from pinner.resolve import Resolution
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
-    from pinner.resolve.platform import Listed, PlatformPins
+    from pinner.resolve.platform import Listed
     from pinner.sbom import Changes
 
 CHAINGUARD = "cgr.dev"
@@ -92,15 +92,15 @@ class Options:
         return self.refresh or self.diff or not self.check or self.audit
 
 
-@dataclass(frozen=True)
-class _Source:
+# The values private to a run are NamedTuples, not frozen dataclasses: as immutable, and
+# each dataclass costs ~1 ms of every start-up to build (the offline check of one file).
+class _Source(NamedTuple):
     path: str
     data: bytes
     text: str
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(NamedTuple):
     """A reference that gets a new digest from the registry."""
 
     source: _Source
@@ -108,8 +108,7 @@ class _Target:
     key: _Key
 
 
-@dataclass(frozen=True)
-class _Audit:
+class _Audit(NamedTuple):
     """A pinned reference that --verify or --max-age look at."""
 
     source: _Source
@@ -218,8 +217,7 @@ def run(options: Options) -> Report:
     return report
 
 
-@dataclass(frozen=True)
-class _Checked:
+class _Checked(NamedTuple):
     """The offline check of some files: what run() would report for them alone."""
 
     read_errors: list[str]
@@ -357,16 +355,17 @@ class _Once:
         return await self._results[key]
 
 
-@dataclass
 class _Results:
-    resolutions: dict[_Key, Resolution] = field(default_factory=dict)
-    entries: list[Entry] = field(default_factory=list)  # audited, or skipped by a cooldown
-    errors: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # (place, message)
-    # Per-platform pins: (tag, the digest the reference has) -> the manifest chosen, its platform.
-    platformed: dict[tuple[_Key, str | None], tuple[Resolution, Platform]] = field(
-        default_factory=dict
-    )
-    sboms: dict[tuple[str, str, str], Sbom] = field(default_factory=dict)  # --changes
+    """What the registry work of a run found (a plain class: see _Source)."""
+
+    def __init__(self) -> None:
+        self.resolutions: dict[_Key, Resolution] = {}
+        self.entries: list[Entry] = []  # audited, or skipped by a cooldown
+        self.errors: list[tuple[tuple[str, int], str]] = []  # (place, message)
+        # Per-platform pins: (tag, the digest the reference has) -> the manifest chosen, its
+        # platform.
+        self.platformed: dict[tuple[_Key, str | None], tuple[Resolution, Platform]] = {}
+        self.sboms: dict[tuple[str, str, str], Sbom] = {}  # --changes
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
@@ -491,24 +490,26 @@ async def _registry_client(
         )
 
 
-@dataclass
 class _Work:
     """The registry work of a run: each lookup made once, its outcome kept in ``results``."""
 
-    chainguard: ChainguardResolver
-    distribution: DistributionResolver
-    options: Options
-    once: _Once = field(default_factory=_Once)
-    # Lookups in flight, per registry (asyncio.Semaphore, made inside the event loop): the
-    # cap is a politeness to each registry, not a limit of this process.
-    limits: dict[str, Any] = field(default_factory=dict)
-    results: _Results = field(default_factory=_Results)
-    _failed: dict[tuple[Any, ...], int] = field(default_factory=dict)  # key: its index in errors
-    platforms: PlatformPins = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        chainguard: ChainguardResolver,
+        distribution: DistributionResolver,
+        options: Options,
+    ) -> None:
         from pinner.resolve.platform import PlatformPins
 
+        self.chainguard = chainguard
+        self.distribution = distribution
+        self.options = options
+        self.once = _Once()
+        # Lookups in flight, per registry (asyncio.Semaphore, made inside the event loop): the
+        # cap is a politeness to each registry, not a limit of this process.
+        self.limits: dict[str, Any] = {}
+        self.results = _Results()
+        self._failed: dict[tuple[Any, ...], int] = {}  # key: its index in errors
         self.platforms = PlatformPins(self.distribution, self._call)
 
     async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
@@ -647,8 +648,7 @@ class _Work:
         listed, read = await self.platforms.listed_in(ref, digest, builds)
         if listed is None:
             newest = f"the newest {read} builds" if read > 1 else "its build"
-            return replace(
-                finding,
+            return finding._replace(
                 reason=f"{digest} is not in the history of tag {finding.tag}, nor in the index"
                 f" of {newest}",
             )
@@ -663,9 +663,8 @@ class _Work:
 
         if self.options.max_age is not None and not self.options.verify:
             if entry.registry == CHAINGUARD:
-                return replace(entry, action="skipped", reason="no tag to date this pin by")
-            return replace(
-                entry,
+                return entry._replace(action="skipped", reason="no tag to date this pin by")
+            return entry._replace(
                 action="skipped",
                 reason=f"{entry.registry} keeps no history to date this pin",
             )
@@ -677,16 +676,15 @@ class _Work:
                 key, lambda: self.distribution.manifest_digest(reference, digest)
             )
         except NotFoundError:
-            return replace(
-                entry,
+            return entry._replace(
                 action="unverified",
                 reason=f"{digest} does not exist in {entry.registry}/{entry.repository}",
             )
         if found != digest:
-            return replace(
-                entry, action="unverified", reason=f"the registry answers {found} for {digest}"
+            return entry._replace(
+                action="unverified", reason=f"the registry answers {found} for {digest}"
             )
-        verified = replace(entry, reason="verified: the digest exists in the repository")
+        verified = entry._replace(reason="verified: the digest exists in the repository")
         if entry.tag is None or head.media_type in INDEX_TYPES:
             return verified
         # One platform's manifest: say which, when the tag's current index lists it.
@@ -711,8 +709,7 @@ def _listed(finding: Entry, listed: Listed, before: str, after: str) -> Entry:
     platform's, between *before* and *after*."""
     platform = listed.platform
     name = f"the {platform} manifest" if platform is not None else "a manifest"
-    return replace(
-        finding,
+    return finding._replace(
         platform=None if platform is None else str(platform),
         reason=f"{before}{name}{after}",
     )
@@ -721,20 +718,19 @@ def _listed(finding: Entry, listed: Listed, before: str, after: str) -> Entry:
 def _audit_history(entry: Entry, digest: str, builds: list[Build], options: Options) -> Entry:
     mine = [b for b in builds if b.digest == digest]
     if not mine:
-        return replace(
-            entry, action="unverified", reason=f"{digest} is not in the history of tag {entry.tag}"
+        return entry._replace(
+            action="unverified", reason=f"{digest} is not in the history of tag {entry.tag}"
         )
     build, newest = max(mine), max(builds)  # Build's order: by timestamp, then digest
     described = f"built {build.published} ({age(build.ns)} ago)"
     too_old = options.max_age is not None and time.time_ns() - build.ns > options.max_age
     if too_old and newest.ns > build.ns:
-        return replace(
-            entry,
+        return entry._replace(
             action="stale",
             published=build.published,
             reason=f"{described}; a newer build exists ({newest.published}); run pin --update",
         )
-    return replace(entry, published=build.published, reason=described)
+    return entry._replace(published=build.published, reason=described)
 
 
 def age(ns: int) -> str:
@@ -808,20 +804,10 @@ def _user_agent() -> str:
     return f"pinner/{__version__}"
 
 
-@dataclass(frozen=True)
-class HistoryListing:
-    image: str
-    builds: list[Build]
-    digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
-    pinned: Build | None = None  # the build of that digest, if it is in the history
-    behind: int = 0  # how many builds of the tag are newer than the pinned one
-    # --changes: per build's digest, what changed since the build before it, or why unknown
-    changes: dict[str, tuple[Changes | None, str | None]] = field(default_factory=dict)
-
-
 def history(image: str, options: Options, limit: int) -> HistoryListing:
     """``pin --history IMAGE``: the newest *limit* builds of a cgr.dev tag (at or before)."""
     from pinner.errors import UsageError
+    from pinner.history import HistoryListing
     from pinner.reference import parse_reference
 
     reference = parse_reference(image)

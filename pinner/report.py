@@ -8,8 +8,7 @@ the CLI prints them. Exit codes: 0 done or nothing to do, 1 ``--check`` (or
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from pinner.sbom import Changes
@@ -27,11 +26,14 @@ _CHANGES = ("pinned", "updated", "unpinned")
 # Past this many changes the summary gives one line per image, not one per place.
 GROUP_OVER = 30
 _FINDINGS = ("stale", "unverified")
-_UNSAFE_IN_JSON_RE = re.compile(r"[\x7f-\x9f\ud800-\udfff]")
+# A pattern, compiled (and cached by re) on first use: only --json needs it.
+_UNSAFE_IN_JSON = r"[\x7f-\x9f\ud800-\udfff]"
 
 
-@dataclass(frozen=True)
-class Entry:
+# A NamedTuple, not a frozen dataclass: as immutable and compared by value, and each
+# dataclass costs ~1 ms of every start-up to build (an offline check is ~0.1 s in all); one
+# Entry is made per reference, and a tuple is made and pickled (pinner.parallel) faster.
+class Entry(NamedTuple):
     """One image reference in one file, and what became of it."""
 
     file: str
@@ -59,8 +61,7 @@ class Entry:
         return self.action in _CHANGES
 
 
-@dataclass(frozen=True)
-class FileOutcome:
+class FileOutcome(NamedTuple):  # a NamedTuple: see Entry
     path: str
     before: bytes
     after: bytes
@@ -70,17 +71,24 @@ class FileOutcome:
         return self.before != self.after
 
 
-@dataclass
 class Report:
-    check: bool = False
-    entries: list[Entry] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # each one line, for the user
-    warnings: list[str] = field(default_factory=list)  # each one line; the run goes on
-    files: list[FileOutcome] = field(default_factory=list)
-    written: bool = False
-    interrupted: int | None = None  # the signal that stopped the run (pinner.signals)
-    fix: str = "pin"  # the command that makes a failed --check pass (the CLI sets it)
-    sbom: bool = False  # --changes: each reference in --json says what changed, or why not
+    """What a run found and did (a plain class, not a dataclass: see Entry)."""
+
+    def __init__(
+        self,
+        check: bool = False,
+        errors: list[str] | None = None,
+        interrupted: int | None = None,
+    ) -> None:
+        self.check = check
+        self.entries: list[Entry] = []
+        self.errors: list[str] = errors if errors is not None else []  # each one line
+        self.warnings: list[str] = []  # each one line, for the user; the run goes on
+        self.files: list[FileOutcome] = []
+        self.written = False
+        self.interrupted = interrupted  # the signal that stopped the run (pinner.signals)
+        self.fix = "pin"  # the command that makes a failed --check pass (the CLI sets it)
+        self.sbom = False  # --changes: each reference in --json says what changed, or why not
 
     @property
     def changes(self) -> list[Entry]:
@@ -181,10 +189,10 @@ class Report:
         # json.dumps escapes C0 controls only. DEL and C1 controls (CSI is \x9b) would reach
         # a terminal that shows the document, and a lone surrogate (a byte of a file that is
         # not UTF-8) cannot be encoded as UTF-8: both as \u escapes, which stay valid JSON.
-        return _UNSAFE_IN_JSON_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        return re.sub(_UNSAFE_IN_JSON, lambda m: f"\\u{ord(m.group()):04x}", text)
 
     def _reference(self, entry: Entry) -> dict[str, object]:
-        fields = asdict(entry)
+        fields = entry._asdict()
         del fields["sbom_changes"], fields["sbom_reason"]
         if self.sbom:
             changes = entry.sbom_changes

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pinner.errors import PinError
 from pinner.scan.result import DigestField, Found
 
 
-@dataclass(frozen=True)
-class Edit:
+# A NamedTuple, not a frozen dataclass: as immutable and compared by value, and each
+# dataclass costs ~1 ms of every start-up to build (an offline check is ~0.1 s in all).
+class Edit(NamedTuple):
     """Replace ``text[start:end]`` with ``replacement``."""
 
     start: int

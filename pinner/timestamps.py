@@ -7,22 +7,23 @@ nanoseconds keep the order exact.
 
 from __future__ import annotations
 
-import calendar
 import math
 import re
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pinner.errors import UsageError
 
 NS = 1_000_000_000
-_RFC3339_RE = re.compile(
+# Patterns, not compiled ones: re compiles (and caches) each on its first use, which the
+# offline check never makes; compiling them at import cost every start-up ~1 ms.
+_RFC3339 = (
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
     r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
 # ASCII digits only: \d would also take "٢" and "²".
-_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_AGE_RE = re.compile(r"([0-9]{1,12})([smhdw])")
+_DATE = r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+_AGE = r"([0-9]{1,12})([smhdw])"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -30,10 +31,12 @@ def parse_rfc3339(text: str) -> int | None:
     """Nanoseconds since the epoch for an RFC 3339 timestamp, or None if it is not one."""
     # No strip(): a registry's padded timestamp is not what the API promises. User input is
     # stripped by its own reader (parse_when).
-    match = _RFC3339_RE.fullmatch(text)
+    match = re.fullmatch(_RFC3339, text)
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    import calendar  # registry timestamps only: not for the offline check
+
     try:
         seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
         # timegm accepts day 31 of February; make sure the date exists.
@@ -56,8 +59,9 @@ def format_instant(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // NS))
 
 
-@dataclass(frozen=True)
-class Cutoff:
+# A NamedTuple, not a frozen dataclass: as immutable and compared by value, and each
+# dataclass costs ~1 ms of every start-up to build (an offline check is ~0.1 s in all).
+class Cutoff(NamedTuple):
     """``--before``: the newest build at or before ``ns`` wins; ``label`` is what the user said."""
 
     ns: int
@@ -80,7 +84,7 @@ def parse_timeout(text: str, least: float, most: float) -> float:
 
 def parse_duration(text: str, option: str) -> int:
     """Nanoseconds in a duration like ``7d``, ``12h``, ``2w``, ``30m``, ``90s``."""
-    match = _AGE_RE.fullmatch(text.strip())
+    match = re.fullmatch(_AGE, text.strip())
     if match is None:
         raise UsageError(f"{option} {text!r}: expected a duration such as 7d, 12h or 2w")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * NS
@@ -90,7 +94,7 @@ def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
     """Read ``--before WHEN``: a UTC date (the whole day), an RFC 3339 instant, or an age."""
     value = text.strip()
     now = time.time_ns() if now_ns is None else now_ns
-    date = _DATE_RE.fullmatch(value)
+    date = re.fullmatch(_DATE, value)
     if date is not None:
         start = parse_rfc3339(f"{value}T00:00:00Z")
         if start is None:
@@ -100,7 +104,7 @@ def parse_when(text: str, *, now_ns: int | None = None) -> Cutoff:
     instant = parse_rfc3339(value)
     if instant is not None:
         return Cutoff(instant, value)
-    age = _AGE_RE.fullmatch(value)
+    age = re.fullmatch(_AGE, value)
     if age is not None:
         seconds = int(age.group(1)) * _UNIT_SECONDS[age.group(2)]
         cut = now - seconds * NS

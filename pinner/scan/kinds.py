@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pinner.errors import FileError, PinError
-from pinner.rewrite import Edit
 from pinner.scan.result import Scan
+
+if TYPE_CHECKING:
+    from pinner.rewrite import Edit
 
 Kind = Literal["dockerfile", "compose", "github", "gitlab", "kubernetes", "kustomize"]
 # The names kustomize build looks for (konfig.RecognizedKustomizationFileNames).
