@@ -4,7 +4,9 @@ stdout carries data (diffs, JSON, the history table); stderr carries what people
 (progress, the summary, errors) and GitHub annotations, which the runner reads there too.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here, unlike every other module: typer reads the
+# options from pin()'s annotations, and string annotations it would compile and evaluate on
+# every run (~4 ms of the offline check's start-up); real ones are built once, from the .pyc.
 
 import contextlib
 import os
@@ -18,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pinner.errors import PinError, UsageError
-from pinner.filters import parse_prefix
 from pinner.limits import MAX_TIMEOUT, MIN_TIMEOUT, REQUEST_TIMEOUT
 from pinner.pipeline import STDIN, Options, run
 from pinner.registries import mirrors_from
@@ -27,6 +28,7 @@ from pinner.signals import Interrupted, interrupting
 from pinner.timestamps import parse_duration, parse_timeout, parse_when
 
 if TYPE_CHECKING:
+    from pinner.filters import Prefix
     from pinner.platforms import Platform
 
 app = typer.Typer(add_completion=True, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -319,8 +321,8 @@ def pin(
                     verify=verify,
                     max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
                     mirrors=mirrors_from(mirror or []),
-                    only=tuple(parse_prefix(p, "--only") for p in only or []),
-                    exclude=tuple(parse_prefix(p, "--exclude") for p in exclude or []),
+                    only=_prefixes(only, "--only"),
+                    exclude=_prefixes(exclude, "--exclude"),
                     skip_no_history=skip_no_history,
                     changes=changes,
                     # Read here, not by click: "nan" and "inf" pass click's float range, and a
@@ -383,7 +385,15 @@ def pin(
     raise typer.Exit(report.exit_code)
 
 
-def _platform(text: str | None) -> Platform | None:
+def _prefixes(texts: list[str] | None, option: str) -> "tuple[Prefix, ...]":
+    if not texts:
+        return ()
+    from pinner.filters import parse_prefix  # not for a run without filters
+
+    return tuple(parse_prefix(text, option) for text in texts)
+
+
+def _platform(text: str | None) -> "Platform | None":
     if text is None:
         return None
     from pinner.platforms import parse_platform
@@ -450,7 +460,8 @@ _DIFF_COLOURS = ((b"+++", b"1"), (b"---", b"1"), (b"@@", b"36"), (b"+", b"32"), 
 # In a diff shown on a terminal, the file's own control characters are escaped as on
 # stderr, but for a tab and the CR of a CRLF line end; and a byte 0x80-0x9f that is not
 # UTF-8 (a surrogate here), which an 8-bit terminal takes as a C1 control.
-_DIFF_CONTROLS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udc9f]|\r(?!\Z)")
+# A pattern, compiled (and cached by re) on first use: only a diff on a terminal needs it.
+_DIFF_CONTROLS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\udc80-\udc9f]|\r(?!\Z)"
 
 
 def _coloured_diff(diff: bytes) -> bytes:
@@ -458,8 +469,10 @@ def _coloured_diff(diff: bytes) -> bytes:
     lines = []
     for line in diff.split(b"\n"):  # \n only: a diff line may hold a lone \r
         code = next((c for prefix, c in _DIFF_COLOURS if line.startswith(prefix)), None)
-        text = _DIFF_CONTROLS_RE.sub(
-            lambda m: f"\\x{ord(m.group()) & 0xFF:02x}", line.decode("utf-8", "surrogateescape")
+        text = re.sub(
+            _DIFF_CONTROLS,
+            lambda m: f"\\x{ord(m.group()) & 0xFF:02x}",
+            line.decode("utf-8", "surrogateescape"),
         )
         line = text.encode("utf-8", "surrogateescape")
         lines.append(line if code is None else b"\x1b[" + code + b"m" + line + b"\x1b[0m")
