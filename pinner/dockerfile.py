@@ -292,45 +292,53 @@ def _instructions(
             ignore_next = _IGNORE_RE.fullmatch(stripped.rstrip(_BLANKS)) is not None
             continue
         lead = len(content) - len(stripped)
-        start_line = index
         if not exact and not stripped.rstrip(_BLANKS).endswith(escape):
-            # No continuation: the instruction is this line, its characters consecutive.
-            logical: str = stripped
-            at: Sequence[int] = range(base + lead, base + len(content))
-        else:
-            chars: list[str] = []
-            offsets: list[int] = []
-            part, part_base = content[lead:], base + lead
-            while True:
-                cut = _continues(part, escape)
-                body = part if cut is None else part[:cut]
-                chars.extend(body)
-                offsets.extend(range(part_base, part_base + len(body)))
-                if cut is None or index >= total:
-                    break
-                # Continuation: skip comment and empty lines, keep leading blanks.
-                while index < total and (
-                    not contents[index].lstrip(_GO_SPACE) or _is_comment(contents[index])
-                ):
-                    index += 1
-                if index >= total:
-                    break
-                part, part_base = contents[index], lines.starts[index]
+            # No continuation: the instruction is this line, its characters consecutive. The
+            # common line, so _keyword inlined (the line starts with no blank) and nothing
+            # more done for an instruction the scanner does not read.
+            keyword = stripped.split(" ", 1)[0].split("\t", 1)[0].upper()
+            if keyword in _READ_INSTRUCTIONS:
+                at = range(base + lead, base + len(content))
+                words = _words(stripped, at, flags_only=keyword in _FLAGS_ONLY)
+                yield _Instruction(keyword, words, index, ignore_next)
+            ignore_next = False
+            if "<<" in stripped:  # a heredoc marker is a shell word with "<<" in it
+                index = _skip_heredocs(contents, index, _heredocs(stripped, escape))
+            continue
+        start_line = index
+        chars: list[str] = []
+        offsets: list[int] = []
+        part, part_base = content[lead:], base + lead
+        while True:
+            cut = _continues(part, escape)
+            body = part if cut is None else part[:cut]
+            chars.extend(body)
+            offsets.extend(range(part_base, part_base + len(body)))
+            if cut is None or index >= total:
+                break
+            # Continuation: skip comment and empty lines, keep leading blanks.
+            while index < total and (
+                not contents[index].lstrip(_GO_SPACE) or _is_comment(contents[index])
+            ):
                 index += 1
-            logical, at = "".join(chars), tuple(offsets)
-            if exact:
-                words = _split_words(logical, offsets)
-                if not words:
-                    continue
-                yield _Instruction(words[0].text.upper(), words[1:], start_line, ignore_next)
-                ignore_next = False
-                index = _skip_heredocs(contents, index, _heredocs(logical, escape))
+            if index >= total:
+                break
+            part, part_base = contents[index], lines.starts[index]
+            index += 1
+        logical, continued = "".join(chars), tuple(offsets)
+        if exact:
+            words = _split_words(logical, offsets)
+            if not words:
                 continue
+            yield _Instruction(words[0].text.upper(), words[1:], start_line, ignore_next)
+            ignore_next = False
+            index = _skip_heredocs(contents, index, _heredocs(logical, escape))
+            continue
         keyword = _keyword(logical)
         if not keyword:
             continue  # only escapes and blanks: no instruction, as no words in the exact path
         if keyword in _READ_INSTRUCTIONS:
-            words = _words(logical, at, flags_only=keyword in _FLAGS_ONLY)
+            words = _words(logical, continued, flags_only=keyword in _FLAGS_ONLY)
             yield _Instruction(keyword, words, start_line, ignore_next)
         ignore_next = False
         if "<<" in logical:  # a heredoc marker is a shell word with "<<" in it
