@@ -119,6 +119,17 @@ class _Audit(NamedTuple):
 STDIN = "-"  # `pin - < Dockerfile`: read standard input, print the result on standard output
 
 
+def _read_all(paths: Sequence[str], errors: list[str]) -> list[_Source]:
+    """The files that can be read; one line in *errors* for each that cannot."""
+    sources: list[_Source] = []
+    for path in paths:
+        try:
+            sources.append(_read(path))
+        except FileError as e:
+            errors.append(str(e))
+    return sources
+
+
 def _read(path: str) -> _Source:
     if path == STDIN:
         import sys
@@ -177,12 +188,7 @@ def run(options: Options) -> Report:
             # A filter's "matched nothing" needs every file at once: such runs stay serial.
             checked = map_slices(functools.partial(_check, options=options), paths, processes)
             return _checked(report, checked)
-    sources: list[_Source] = []
-    for path in paths:
-        try:
-            sources.append(_read(path))
-        except FileError as e:
-            report.errors.append(str(e))
+    sources = _read_all(paths, report.errors)
     targets, audits = _plan(sources, options, report)
     if report.errors:
         return report
@@ -229,12 +235,7 @@ class _Checked(NamedTuple):
 def _check(paths: Sequence[str], options: Options) -> _Checked:
     """The offline check of *paths* (without --only/--exclude), as run() does it."""
     report = Report(check=options.check)
-    sources: list[_Source] = []
-    for path in paths:
-        try:
-            sources.append(_read(path))
-        except FileError as e:
-            report.errors.append(str(e))
+    sources = _read_all(paths, report.errors)
     read_errors, report.errors = report.errors, []
     targets, _ = _plan(sources, options, report)
     unpinned = [_entry(t.source, t.found, "unpinned", reason="not pinned") for t in targets]
