@@ -71,6 +71,18 @@ def run_pin(*args: str | Path) -> Ran:
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
+def dockerfile(tmp_path: Path, text: str | bytes, name: str = "Dockerfile") -> Path:
+    """A file *name* in *tmp_path* holding exactly *text* (UTF-8 when it is a str)."""
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines of *stderr* that report an error."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
 def mirror(registry: FakeRegistry | Distribution, host: str = "cgr.dev") -> list[str]:
     return ["--mirror", f"{host}={registry.url}"]
 

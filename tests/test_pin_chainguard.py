@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON_NEW, PYTHON_OLD, mirror, run_pin
+from tests.conftest import PYTHON_NEW, PYTHON_OLD, dockerfile, mirror, run_pin
 from tests.fakeregistry import FakeRegistry
 
 PYTHON = "cgr.dev/chainguard/python:latest"
-
-
-def dockerfile(tmp_path: Path, text: str | bytes, name: str = "Dockerfile") -> Path:
-    path = tmp_path / name
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
 
 
 def test_pins_to_the_newest_build_and_says_when_it_was_built(

@@ -20,21 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PYTHON_NEW, mirror, run_pin
+from tests.conftest import PYTHON_NEW, dockerfile, error_lines, mirror, run_pin
 from tests.distribution import ACCEPT_ALL, Distribution, MediaKind, running_distribution
 from tests.fakeregistry import FakeRegistry
 
 USER, PASSWORD = "alice", "s3cret-pw"
-
-
-def dockerfile(tmp_path: Path, text: str, name: str = "Dockerfile") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 # --- a recording proxy -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import mirror, run_pin
+from tests.conftest import dockerfile, error_lines, mirror, run_pin
 from tests.distribution import Distribution, MediaKind
 from tests.fakeregistry import FakeRegistry, format_rfc3339, running_registry
 
@@ -46,16 +46,6 @@ def builds(cgr: FakeRegistry) -> Builds:
     recent = format_rfc3339(datetime.now(UTC) - timedelta(hours=5))
     cgr.add_history(REPO, "latest", [(f"{OLD_DAY}T10:00:00.000Z", old), (recent, new)])
     return Builds(old, new, old_children, new_children)
-
-
-def dockerfile(tmp_path: Path, text: str, name: str = "Dockerfile") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 def references(stdout: str) -> list[dict[str, object]]:
@@ -96,7 +86,7 @@ def test_a_platform_the_index_lacks_is_one_error_naming_image_platform_and_those
     ran = run_pin(*mirror(cgr), "--platform", "linux/s390x", path)
     assert ran.code == 2
     assert path.read_text() == original
-    [error] = errors(ran.stderr)
+    [error] = error_lines(ran.stderr)
     assert error.startswith(f"error: {path}:1: {IMAGE}: linux/s390x was asked for with --platform")
     assert "has no linux/s390x manifest (its index lists linux/amd64, linux/arm64)" in error
     assert "nothing was written" in ran.stderr
@@ -110,7 +100,7 @@ def test_a_malformed_platform_is_a_usage_error_naming_the_form(
     path = dockerfile(tmp_path, f"FROM {IMAGE}\n")
     ran = run_pin(*mirror(cgr), "--platform", text, path)
     assert ran.code == 2
-    [error] = errors(ran.stderr)
+    [error] = error_lines(ran.stderr)
     assert error.startswith("error: --platform ")
     assert "os/architecture[/variant]" in error
     assert cgr.requests == []
@@ -126,7 +116,7 @@ def test_a_single_platform_tag_is_pinned_when_its_config_names_the_platform(
     ran = run_pin(*mirror(cgr), "--platform", "linux/amd64", path)
     assert ran.code == 2
     assert path.read_text() == f"FROM {name}\n"
-    [error] = errors(ran.stderr)
+    [error] = error_lines(ran.stderr)
     assert f"{path}:1: {name}: " in error
     assert f"build {image} is a single-platform image for linux/arm64, not an index" in error
     ran = run_pin(*mirror(cgr), "--platform", "linux/arm64", path)
@@ -187,7 +177,7 @@ def test_a_bad_platform_in_pin_toml_names_the_file_and_the_key(
     dockerfile(tmp_path, f"FROM {IMAGE}\n")
     ran = run_pin("--check")
     assert ran.code == 2
-    [error] = errors(ran.stderr)
+    [error] = error_lines(ran.stderr)
     assert ".pin.toml: platform must be a platform, os/architecture[/variant]" in error
 
 
@@ -233,7 +223,7 @@ def test_update_of_a_pin_whose_platform_the_new_build_lacks_names_image_and_plat
     ran = run_pin(*mirror(cgr), "--update", path)
     assert ran.code == 2
     assert path.read_text() == original
-    [error] = errors(ran.stderr)
+    [error] = error_lines(ran.stderr)
     assert error.startswith(f"error: {path}:1: {IMAGE}@{old_children['linux/arm64']}: ")
     assert (
         f"the pin is to its linux/arm64 manifest, and build {new} has no linux/arm64 manifest"
@@ -370,7 +360,7 @@ def test_on_a_real_registry_a_missing_platform_and_a_single_platform_tag(
     ran = run_pin("--platform", "linux/arm64", path)
     assert ran.code == 2
     assert path.read_text() == original
-    [error] = errors(ran.stderr)
+    [error] = error_lines(ran.stderr)
     assert f"{path}:1: {multi}: " in error
     assert "has no linux/arm64 manifest (its index lists linux/amd64, linux/arm/v7)" in error
     path.write_text(f"FROM {one}\n")

@@ -23,7 +23,6 @@ there are none. Each blob is read with its own cap and checked against its diges
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from pinner.errors import NotFoundError, PinError
@@ -185,17 +184,7 @@ class AttestationReader:
         return None
 
     async def _read_sbom(self, reference: ImageReference, subject: str, blob: str) -> Packages:
-        reply = await self.client.request(
-            "GET",
-            reference.registry,
-            reference.repository,
-            f"/v2/{reference.repository}/blobs/{blob}",
-            body=_SBOM,
-        )
-        body = reply.body
-        del reply
-        if "sha256:" + hashlib.sha256(body).hexdigest() != blob:
-            raise SbomError(f"the attestation sent for {blob} does not match that digest")
+        body = await self.distribution.blob(reference, blob, _SBOM)
         payload = payload_of(body)
         del body  # the envelope goes before the statement is parsed: see pinner.sbom
         statement = read_statement(payload)

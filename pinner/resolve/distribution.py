@@ -85,6 +85,20 @@ class DistributionResolver:
         _check_manifest(body)
         return body
 
+    async def blob(self, reference: ImageReference, digest: str, cap: Body) -> bytes:
+        """The blob *digest* names in the reference's repository (a config, an attestation),
+        read within *cap* and checked against the digest."""
+        response = await self.client.request(
+            "GET",
+            reference.registry,
+            reference.repository,
+            f"/v2/{reference.repository}/blobs/{digest}",
+            body=cap,
+        )
+        if "sha256:" + hashlib.sha256(response.body).hexdigest() != digest:
+            raise RegistryError(f"the blob sent for {digest} does not match that digest")
+        return response.body
+
 
 def _checked(digest: str) -> str:
     if not is_sha256_digest(digest):

@@ -14,7 +14,6 @@ it, and the lookups of different images run at the same time.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,20 +95,8 @@ class PlatformPins:
         if not isinstance(blob, str) or not is_sha256_digest(blob):
             raise RegistryError(f"the manifest {digest} names no valid config blob")
         key = ("config", reference.registry, reference.repository, blob)
-        data: bytes = await self.call(key, lambda: self._blob(reference, blob))
+        data: bytes = await self.call(key, lambda: self.distribution.blob(reference, blob, _CONFIG))
         return platform_of_config(data)
-
-    async def _blob(self, reference: ImageReference, digest: str) -> bytes:
-        reply = await self.client.request(
-            "GET",
-            reference.registry,
-            reference.repository,
-            f"/v2/{reference.repository}/blobs/{digest}",
-            body=_CONFIG,
-        )
-        if "sha256:" + hashlib.sha256(reply.body).hexdigest() != digest:
-            raise RegistryError(f"the blob sent for {digest} does not match that digest")
-        return reply.body
 
     async def pinned_platform(self, reference: ImageReference, digest: str) -> Platform | None:
         """The platform the pin *digest* is to, or None when it is to an index: a pin of the
