@@ -1,3 +1,3 @@
-from pinner.cli import main
+from pinner.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pinner.cli import app
+from pinner.cli import main
 from tests.distribution import Distribution, running_distribution
 from tests.fakeregistry import FakeRegistry, running_registry
 
@@ -66,9 +66,17 @@ class Ran:
 
 
 def run_pin(*args: str | Path) -> Ran:
-    """Run ``pin`` in-process, the way a user would on the command line."""
-    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-    return Ran(result.exit_code, result.stdout, result.stderr)
+    """Run ``pin`` in-process as the console script does (pinner.cli reads a plain command
+    line itself, typer the rest), with stdin empty and stdout and stderr captured."""
+    with CliRunner().isolation() as (stdout, stderr, _):
+        code = main([str(a) for a in args])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return Ran(code, _text(stdout.getvalue()), _text(stderr.getvalue()))
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").replace("\r\n", "\n")  # as typer's Result does
 
 
 def dockerfile(tmp_path: Path, text: str | bytes, name: str = "Dockerfile") -> Path:
