@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterable, Iterator
 
 from pinner.scan.kinds import KUSTOMIZATION_NAMES, is_yaml
@@ -90,6 +89,8 @@ def _walk(folder: str) -> Iterator[str]:
 
 def _git_files(folder: str) -> list[str] | None:
     """Files below *folder* that git does not ignore, or None outside a work tree."""
+    import subprocess  # here: a run that names its files does not search a folder
+
     try:
         result = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],

@@ -16,7 +16,6 @@ import functools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pinner.errors import FileError, NoBuildError, PinError, UnreachableError
@@ -54,8 +53,9 @@ _Key = tuple[str, str, str]  # registry, repository, tag
 _SbomKey = tuple[str, str, str]  # registry, repository, digest
 
 
-@dataclass(frozen=True)
-class Options:
+# A NamedTuple like every value on the start-up path: a frozen dataclass would import
+# dataclasses and inspect, and build its methods, on every run (~10 ms of the offline check).
+class Options(NamedTuple):
     paths: tuple[str, ...]
     # Found by searching a directory: a YAML file there that pin does not read is left alone,
     # where a file named on the command line would be an error.
@@ -75,8 +75,8 @@ class Options:
     concurrency: int = CONCURRENCY  # lookups in flight per registry
     changes: bool = False  # --changes: what changed in each moved pin, from the SBOMs
     platform: Platform | None = None  # --platform: pin that platform's manifest
-    log: Log | None = field(default=None, compare=False)
-    progress: Progress | None = field(default=None, compare=False)
+    log: Log | None = None
+    progress: Progress | None = None
 
     @property
     def refresh(self) -> bool:
@@ -92,8 +92,7 @@ class Options:
         return self.refresh or self.diff or not self.check or self.audit
 
 
-# The values private to a run are NamedTuples, not frozen dataclasses: as immutable, and
-# each dataclass costs ~1 ms of every start-up to build (the offline check of one file).
+# The values private to a run are NamedTuples too.
 class _Source(NamedTuple):
     path: str
     data: bytes

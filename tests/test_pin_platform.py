@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -392,7 +392,7 @@ def test_per_platform_lookups_finish_with_one_lookup_in_flight_per_registry(
         f"FROM {IMAGE}@{builds.new_children['linux/arm64']} AS a\nFROM {IMAGE}@{builds.new}\n"
     )
     path.write_text(f"FROM {IMAGE}\n")
-    report = run(replace(options, platform=parse_platform("linux/amd64")))
+    report = run(options._replace(platform=parse_platform("linux/amd64")))
     assert report.errors == []
     assert path.read_text() == f"FROM {IMAGE}@{builds.new_children['linux/amd64']}\n"
 
