@@ -473,19 +473,29 @@ async def _registry_client(
 
     from pinner.registries import base_url
     from pinner.resolve.client import RegistryClient, trusted_certificates
+    from pinner.resolve.http11 import Transport
+    from pinner.resolve.lean import without_trio
 
     mirrors = dict(options.mirrors)
     tls = any(base_url(r, mirrors).startswith("https:") for r in registries)
-    async with httpx.AsyncClient(
-        verify=trusted_certificates(needed=tls),
-        timeout=httpx.Timeout(options.timeout),
-        # Connections are bounded by the lookups in flight (per registry, see _Work.limits).
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=options.concurrency),
-        # Redirects are followed by the transport, which bounds them; gzip is the only
-        # encoding it inflates (with a cap), so it is the only one asked for.
-        follow_redirects=False,
-        headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip"},
-    ) as http:
+    verify = trusted_certificates(needed=tls)
+    with without_trio():
+        http = httpx.AsyncClient(
+            # pin's own HTTP/1.1 transport (see http11.py); `verify` and `limits` are for the
+            # transport httpx builds for an environment proxy, if there is one.
+            transport=Transport(verify, keep_alive=options.concurrency),
+            verify=verify,
+            timeout=httpx.Timeout(options.timeout),
+            # Connections are bounded by the lookups in flight (per registry, see _Work.limits).
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=options.concurrency
+            ),
+            # Redirects are followed by the transport, which bounds them; gzip is the only
+            # encoding it inflates (with a cap), so it is the only one asked for.
+            follow_redirects=False,
+            headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip"},
+        )
+    async with http:
         yield RegistryClient(
             http, mirrors=dict(options.mirrors), log=options.log, timeout=options.timeout
         )

@@ -1,0 +1,209 @@
+"""HTTP/1.1 to registries: h11 over asyncio streams, connections kept alive per origin.
+
+This is the transport under pin's ``httpx.AsyncClient`` for every request that does not go
+through an environment proxy (``HTTPS_PROXY`` and the like stay with httpx's own transport).
+httpx's default transport, httpcore's connection pool, re-examines every connection of the
+pool each time a request is added or a response closed (``_assign_requests_to_connections``
+in httpcore 1.0), asking anyio for each idle one whether it has been closed, which builds a
+mapping of socket attributes every time. With the 40 lookups of a monorepo in flight that is
+~3.6 ms of CPU a request, more than the round trip it waits on; here it is a fraction of a
+millisecond. httpcore also brings anyio, ~40 ms of imports before the first request.
+
+The protocol itself is h11's (the parser httpcore uses): this module only moves bytes and
+keeps idle connections. What it leaves to others, on purpose:
+
+* the deadline of an exchange is :mod:`pinner.resolve.transport`'s ``asyncio.timeout`` over
+  all of it, connection included, so there are no per-phase timeouts here;
+* redirects, size caps and decompression are :mod:`pinner.resolve.transport`'s too: bodies
+  are handed up raw, as they arrive;
+* failures are raised as httpx's exception types with the ``OSError`` or ``ssl`` error as
+  their cause, which is what :mod:`pinner.resolve.transport` puts into words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+
+import h11
+import httpx
+
+_READ_SIZE = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_Origin = tuple[str, str, int]  # scheme, host, port
+
+
+class Transport(httpx.AsyncBaseTransport):
+    """Sends each request on an idle connection to its origin, or on a new one."""
+
+    def __init__(self, tls: ssl.SSLContext, *, keep_alive: int) -> None:
+        self._tls = tls
+        self._keep_alive = keep_alive  # idle connections kept, per origin
+        self._idle: dict[_Origin, list[_Connection]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        origin = (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0))
+        connection = self._reuse(origin) or await self._connect(origin)
+        try:
+            response = await connection.send(request)
+        except BaseException:
+            connection.close()
+            raise
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Body(connection, self, origin),
+            extensions={"http_version": b"HTTP/" + response.http_version},
+        )
+
+    async def aclose(self) -> None:
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+
+    def _reuse(self, origin: _Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            if connection.usable():
+                return connection
+            connection.close()  # the server closed it while it waited
+        return None
+
+    def _keep(self, origin: _Origin, connection: _Connection) -> None:
+        idle = self._idle.setdefault(origin, [])
+        if connection.usable() and len(idle) < self._keep_alive:
+            idle.append(connection)
+        else:
+            connection.close()
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        scheme, host, port = origin
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"{scheme} is not http or https")
+        tls = self._tls if scheme == "https" else None
+        try:
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=host if tls else None
+            )
+        except OSError as e:  # ssl.SSLError is one: the chain keeps it for the message
+            raise httpx.ConnectError("could not connect") from e
+        return _Connection(reader, writer)
+
+
+class _Connection:
+    """One socket and its h11 state machine."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._h11 = h11.Connection(h11.CLIENT)
+
+    def usable(self) -> bool:
+        """Whether the next request may go on it: the last exchange is over, both sides
+        kept the connection open, and the server has not closed it since."""
+        if self._h11.our_state is not h11.IDLE or self._h11.their_state is not h11.IDLE:
+            return False
+        return not (self._writer.is_closing() or self._reader.at_eof())
+
+    def close(self) -> None:
+        self._writer.close()
+
+    async def send(self, request: httpx.Request) -> h11.Response:
+        """Send *request* and read its answer's status line and headers."""
+        body = await request.aread()
+        target = request.url.raw_path
+        out = self._h11.send(
+            h11.Request(method=request.method, target=target, headers=request.headers.raw)
+        )
+        if body:
+            out += self._h11.send(h11.Data(data=body))
+        out += self._h11.send(h11.EndOfMessage())
+        try:
+            self._writer.write(out)
+            await self._writer.drain()
+        except OSError as e:
+            raise httpx.WriteError("could not send") from e
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Response):
+                return event
+            # 1xx informational answers (100 Continue, 103 Early Hints) precede the real one.
+
+    async def body(self) -> AsyncIterator[bytes]:
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return
+
+    async def _next_event(self) -> h11.Event:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as e:
+                raise httpx.RemoteProtocolError("broken HTTP from the server") from e
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:  # only after a complete answer: never read past it
+                raise httpx.RemoteProtocolError("the server sent more than one answer")
+            try:
+                data = await self._reader.read(_READ_SIZE)
+            except OSError as e:
+                raise httpx.ReadError("could not read") from e
+            try:
+                self._h11.receive_data(data)  # b"": the server closed the connection
+            except h11.RemoteProtocolError as e:
+                raise httpx.RemoteProtocolError("broken HTTP from the server") from e
+
+    def ended(self) -> bool:
+        """Whether the answer is over without another byte to read: the answer to a HEAD,
+        or one with an empty body, whose end h11 knows from the headers alone."""
+        if self._h11.their_state is h11.DONE:
+            return True
+        try:
+            return isinstance(self._h11.next_event(), h11.EndOfMessage)
+        except h11.RemoteProtocolError:
+            return False
+
+    def finish(self) -> bool:
+        """After a whole answer: ready the connection for the next request, if it can be."""
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            with contextlib.suppress(h11.LocalProtocolError):
+                self._h11.start_next_cycle()
+        return self.usable()
+
+
+class _Body(httpx.AsyncByteStream):
+    """An answer's body as it arrives; its connection goes back to the pool once it has all
+    been read, and is closed if the body was left unread."""
+
+    def __init__(self, connection: _Connection, transport: Transport, origin: _Origin) -> None:
+        self._connection = connection
+        self._transport = transport
+        self._origin = origin
+        self._complete = False
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._connection.body():
+                yield chunk
+        except BaseException:
+            await self.aclose()
+            raise
+        self._complete = True
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if (self._complete or self._connection.ended()) and self._connection.finish():
+            self._transport._keep(self._origin, self._connection)
+        else:
+            self._connection.close()
