@@ -388,8 +388,14 @@ async def _resolve_async(
         # Known up front, so that one token request can cover many repositories.
         wanted = [t.key[:2] for t in targets]
         wanted += [(a.found.reference.registry, a.found.reference.repository) for a in audits]
+        # And how many lookups will be in flight at once: each needs its own connection.
+        lookups: dict[str, int] = {}
+        audited = {(a.found.reference.registry, a.found.reference.digest) for a in audits}
+        for registry, *_ in {t.key for t in targets} | audited:
+            lookups[registry] = min(lookups.get(registry, 0) + 1, options.concurrency)
         for registry in registries:
-            client.expect(registry, [repo for reg, repo in wanted if reg == registry])
+            repositories = [repo for reg, repo in wanted if reg == registry]
+            client.expect(registry, repositories, lookups.get(registry, 0))
         work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
         jobs = [(t.found.reference, work.pin(t)) for t in targets]
         jobs += [(a.found.reference, work.audit(a)) for a in audits]
@@ -479,11 +485,16 @@ async def _registry_client(
     mirrors = dict(options.mirrors)
     tls = any(base_url(r, mirrors).startswith("https:") for r in registries)
     verify = trusted_certificates(needed=tls)
+    transport = Transport(verify, keep_alive=options.concurrency)
+
+    def preconnect(url: str, count: int) -> None:
+        transport.preconnect(url, count, options.timeout)
+
     with without_trio():
         http = httpx.AsyncClient(
             # pin's own HTTP/1.1 transport (see http11.py); `verify` and `limits` are for the
             # transport httpx builds for an environment proxy, if there is one.
-            transport=Transport(verify, keep_alive=options.concurrency),
+            transport=transport,
             verify=verify,
             timeout=httpx.Timeout(options.timeout),
             # Connections are bounded by the lookups in flight (per registry, see _Work.limits).
@@ -497,8 +508,20 @@ async def _registry_client(
         )
     async with http:
         yield RegistryClient(
-            http, mirrors=dict(options.mirrors), log=options.log, timeout=options.timeout
+            http,
+            mirrors=dict(options.mirrors),
+            log=options.log,
+            timeout=options.timeout,
+            preconnect=None if _proxied() else preconnect,
         )
+
+
+def _proxied() -> bool:
+    """Whether an environment proxy (HTTPS_PROXY and the like) may carry some request: httpx
+    sends those through a transport of its own, around which no connection may be opened."""
+    import urllib.request  # imported by httpx already (http.cookiejar)
+
+    return any(scheme != "no" for scheme in urllib.request.getproxies())
 
 
 class _Work:

@@ -175,6 +175,8 @@ class RegistryClient:
     log: Log | None = None
     credentials: CredentialLookup = find_credential
     timeout: float = REQUEST_TIMEOUT  # seconds for one whole exchange (see transport)
+    # Opens connections ahead to a URL's origin, as many as said (see http11.preconnect).
+    preconnect: Callable[[str, int], None] | None = None
     _auth: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
     _creds: dict[tuple[str, str], Credential | None] = field(default_factory=dict, init=False)
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
@@ -189,12 +191,16 @@ class RegistryClient:
     # whose tokens for them have been asked for together already (or are being).
     _expected: dict[str, list[str]] = field(default_factory=dict, init=False)
     _batches: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
+    _lookups: dict[str, int] = field(default_factory=dict, init=False)
 
-    def expect(self, registry: str, repositories: Iterable[str]) -> None:
+    def expect(self, registry: str, repositories: Iterable[str], lookups: int = 0) -> None:
         """Say which repositories of *registry* the run will ask about: once its challenge is
-        known, one token request covers those that share a credential (see _batch_tokens)."""
+        known, one token request covers those that share a credential (see _batch_tokens).
+        *lookups*, how many lookups will be in flight together after the registry's first
+        request, is how many connections to open while that request is out."""
         known = self._expected.setdefault(registry, [])
         known.extend(r for r in dict.fromkeys(repositories) if r not in known)
+        self._lookups[registry] = self._lookups.get(registry, 0) + lookups
 
     def base_url(self, registry: str) -> str:
         return base_url(registry, self.mirrors)
@@ -215,6 +221,10 @@ class RegistryClient:
         answered = self._answered.get(registry)
         if answered is None:
             answered = self._answered[registry] = asyncio.Event()
+            if self.preconnect is not None and self._lookups.get(registry, 0) > 1:
+                # The others wait for this answer: their connections can be made meanwhile
+                # (this one's is taken again by one of them).
+                self.preconnect(self.base_url(registry), self._lookups[registry] - 1)
             try:
                 return await self._request(
                     method, registry, repository, path, params, headers, body, answered

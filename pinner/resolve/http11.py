@@ -18,6 +18,13 @@ keeps idle connections. What it leaves to others, on purpose:
   are handed up raw, as they arrive;
 * failures are raised as httpx's exception types with the ``OSError`` or ``ssl`` error as
   their cause, which is what :mod:`pinner.resolve.transport` puts into words.
+
+Connections can be opened ahead (:meth:`Transport.preconnect`): while a registry's first
+request is out (the others wait for its answer, to learn how the registry authenticates),
+the connections the lookups after it will need are set up, so that the connection and TLS
+handshakes of the next wave overlap that wait instead of following it. Such a connection that
+fails is dropped without a word: the request that would have used it connects itself, and
+says what fails.
 """
 
 from __future__ import annotations
@@ -42,11 +49,23 @@ class Transport(httpx.AsyncBaseTransport):
         self._tls = tls
         self._keep_alive = keep_alive  # idle connections kept, per origin
         self._idle: dict[_Origin, list[_Connection]] = {}
+        # Connections being opened ahead, not yet taken by a request.
+        self._opening: dict[_Origin, list[asyncio.Task[_Connection | None]]] = {}
+
+    def preconnect(self, url: str, count: int, timeout: float) -> None:
+        """Open *count* connections to the origin of *url* in the background, each within
+        *timeout* seconds; a request takes one of them before it opens one of its own."""
+        origin = _origin(httpx.URL(url))
+        opening = self._opening.setdefault(origin, [])
+        for _ in range(count):
+            task = asyncio.ensure_future(self._open_quietly(origin, timeout))
+            opening.append(task)
+            task.add_done_callback(lambda done: self._opened(origin, done))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        origin = (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0))
-        connection = self._reuse(origin) or await self._connect(origin)
+        origin = _origin(request.url)
+        connection = self._reuse(origin) or await self._opened_ahead(origin)
+        connection = connection or await self._connect(origin)
         try:
             response = await connection.send(request)
         except BaseException:
@@ -60,6 +79,10 @@ class Transport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        opening = [task for tasks in self._opening.values() for task in tasks]
+        for task in opening:
+            task.cancel()
+        await asyncio.gather(*opening, return_exceptions=True)
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()
@@ -74,6 +97,42 @@ class Transport(httpx.AsyncBaseTransport):
             connection.close()  # the server closed it while it waited
         return None
 
+    async def _opened_ahead(self, origin: _Origin) -> _Connection | None:
+        """A connection opened ahead for *origin*, waited for if still opening; None if there
+        is none left (or it failed)."""
+        opening = self._opening.get(origin)
+        while opening:
+            task = opening.pop()
+            try:
+                connection = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # This request was cancelled, not the opening: keep what it brings.
+                task.add_done_callback(lambda done: self._opened(origin, done, taken=False))
+                raise
+            if connection is not None:
+                return connection
+        return None
+
+    def _opened(
+        self, origin: _Origin, task: asyncio.Task[_Connection | None], *, taken: bool = True
+    ) -> None:
+        """A connection opened ahead that no request has taken goes to the idle ones."""
+        opening = self._opening.get(origin, [])
+        if task in opening:
+            opening.remove(task)
+        elif taken:
+            return  # a request took it
+        connection = None if task.cancelled() else task.result()
+        if connection is not None:
+            self._keep(origin, connection)
+
+    async def _open_quietly(self, origin: _Origin, timeout: float) -> _Connection | None:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._connect(origin)
+        except (httpx.HTTPError, TimeoutError):
+            return None
+
     def _keep(self, origin: _Origin, connection: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])
         if connection.usable() and len(idle) < self._keep_alive:
@@ -82,6 +141,8 @@ class Transport(httpx.AsyncBaseTransport):
             connection.close()
 
     async def _connect(self, origin: _Origin) -> _Connection:
+        """A new connection to *origin*; httpx.ConnectError (its cause the OSError or ssl
+        error) if it cannot be opened."""
         scheme, host, port = origin
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"{scheme} is not http or https")
@@ -93,6 +154,10 @@ class Transport(httpx.AsyncBaseTransport):
         except OSError as e:  # ssl.SSLError is one: the chain keeps it for the message
             raise httpx.ConnectError("could not connect") from e
         return _Connection(reader, writer)
+
+
+def _origin(url: httpx.URL) -> _Origin:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
 
 
 class _Connection:
