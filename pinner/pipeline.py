@@ -485,15 +485,14 @@ async def _registry_client(
     mirrors = dict(options.mirrors)
     tls = any(base_url(r, mirrors).startswith("https:") for r in registries)
     verify = trusted_certificates(needed=tls)
-    transport = Transport(verify, keep_alive=options.concurrency)
-
-    def preconnect(url: str, count: int) -> None:
-        transport.preconnect(url, count, options.timeout)
-
+    # pin's own HTTP/1.1 transport (see http11.py), unless an environment proxy is set: httpx
+    # honours HTTPS_PROXY, NO_PROXY and the like only with its own transport (httpcore's).
+    transport = None if _proxied() else Transport(verify, keep_alive=options.concurrency)
+    preconnect = None
+    if transport is not None:
+        preconnect = functools.partial(transport.preconnect, timeout=options.timeout)
     with without_trio():
         http = httpx.AsyncClient(
-            # pin's own HTTP/1.1 transport (see http11.py); `verify` and `limits` are for the
-            # transport httpx builds for an environment proxy, if there is one.
             transport=transport,
             verify=verify,
             timeout=httpx.Timeout(options.timeout),
@@ -512,13 +511,12 @@ async def _registry_client(
             mirrors=dict(options.mirrors),
             log=options.log,
             timeout=options.timeout,
-            preconnect=None if _proxied() else preconnect,
+            preconnect=preconnect,
         )
 
 
 def _proxied() -> bool:
-    """Whether an environment proxy (HTTPS_PROXY and the like) may carry some request: httpx
-    sends those through a transport of its own, around which no connection may be opened."""
+    """Whether an environment proxy (HTTPS_PROXY and the like) may carry some request."""
     import urllib.request  # imported by httpx already (http.cookiejar)
 
     return any(scheme != "no" for scheme in urllib.request.getproxies())

@@ -1,7 +1,7 @@
 """HTTP/1.1 to registries: h11 over asyncio streams, connections kept alive per origin.
 
-This is the transport under pin's ``httpx.AsyncClient`` for every request that does not go
-through an environment proxy (``HTTPS_PROXY`` and the like stay with httpx's own transport).
+This is the transport under pin's ``httpx.AsyncClient``, unless an environment proxy is set
+(``HTTPS_PROXY`` and the like): httpx honours those, and ``NO_PROXY``, only with its own.
 httpx's default transport, httpcore's connection pool, re-examines every connection of the
 pool each time a request is added or a response closed (``_assign_requests_to_connections``
 in httpcore 1.0), asking anyio for each idle one whether it has been closed, which builds a
