@@ -182,12 +182,15 @@ class _Connection:
         """Send *request* and read its answer's status line and headers."""
         body = await request.aread()
         target = request.url.raw_path
-        out = self._h11.send(
-            h11.Request(method=request.method, target=target, headers=request.headers.raw)
-        )
-        if body:
-            out += self._h11.send(h11.Data(data=body))
-        out += self._h11.send(h11.EndOfMessage())
+        try:
+            out = self._h11.send(
+                h11.Request(method=request.method, target=target, headers=request.headers.raw)
+            )
+            if body:
+                out += self._h11.send(h11.Data(data=body))
+            out += self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as e:  # a header h11 will not send; never quoted
+            raise httpx.LocalProtocolError("a request h11 refuses to send") from e
         try:
             self._writer.write(out)
             await self._writer.drain()
@@ -197,7 +200,8 @@ class _Connection:
             event = await self._next_event()
             if isinstance(event, h11.Response):
                 return event
-            # 1xx informational answers (100 Continue, 103 Early Hints) precede the real one.
+            if not isinstance(event, h11.InformationalResponse):  # 100 Continue, 103 Early Hints
+                raise httpx.RemoteProtocolError("the server closed the connection")
 
     async def body(self) -> AsyncIterator[bytes]:
         while True:
@@ -206,6 +210,8 @@ class _Connection:
                 yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 return
+            else:  # ConnectionClosed: h11 raises first when a body is cut short, but be sure
+                raise httpx.RemoteProtocolError("the server closed the connection")
 
     async def _next_event(self) -> h11.Event:
         while True:
