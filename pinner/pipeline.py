@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
-    from pinner.resolve.platform import Listed
+    from pinner.resolve.platform import Listed, PlatformPins
     from pinner.sbom import Changes
 
 CHAINGUARD = "cgr.dev"
@@ -531,8 +531,6 @@ class _Work:
         distribution: DistributionResolver,
         options: Options,
     ) -> None:
-        from pinner.resolve.platform import PlatformPins
-
         self.chainguard = chainguard
         self.distribution = distribution
         self.options = options
@@ -542,7 +540,13 @@ class _Work:
         self.limits: dict[str, Any] = {}
         self.results = _Results()
         self._failed: dict[tuple[Any, ...], int] = {}  # key: its index in errors
-        self.platforms = PlatformPins(self.distribution, self._call)
+
+    @functools.cached_property
+    def platforms(self) -> PlatformPins:
+        """Per-platform pins and --verify of pins: imported only by a run that has them."""
+        from pinner.resolve.platform import PlatformPins
+
+        return PlatformPins(self.distribution, self._call)
 
     async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
         """*make()*, once per key; every key names its registry second."""

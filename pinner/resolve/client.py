@@ -46,7 +46,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -97,8 +97,8 @@ Log = Callable[[str], None]
 CredentialLookup = Callable[[str, str], Credential | None]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+# NamedTuples and plain classes, not dataclasses: see Resolution in pinner/resolve/__init__.py.
+class RetryPolicy(NamedTuple):
     attempts: int = ATTEMPTS
     backoff: float = BACKOFF  # seconds before the first retry, doubled each time
     max_wait: float = MAX_RETRY_WAIT  # cap on any single wait, Retry-After included
@@ -150,48 +150,54 @@ def _login_hint(registry: str) -> str:
     return f"run `docker login{login}`"
 
 
-@dataclass
 class _Attempts:
     """What is left of one request's attempts, shared by its network and HTTP retries."""
 
-    total: int
-    left: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.left = self.total
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
 
     @property
     def used(self) -> int:
         return self.total - self.left
 
 
-@dataclass
 class RegistryClient:
     """Sends registry API requests with auth, retries and a timeout, translating failures."""
 
-    http: httpx.AsyncClient
-    mirrors: Mapping[str, str] = field(default_factory=dict)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    log: Log | None = None
-    credentials: CredentialLookup = find_credential
-    timeout: float = REQUEST_TIMEOUT  # seconds for one whole exchange (see transport)
-    # Opens connections ahead to a URL's origin, as many as said (see http11.preconnect).
-    preconnect: Callable[[str, int], None] | None = None
-    _auth: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
-    _creds: dict[tuple[str, str], Credential | None] = field(default_factory=dict, init=False)
-    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
-    # The last challenge each registry sent: later repositories skip the 401 round trip.
-    _challenges: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, init=False)
-    # Registries that failed below HTTP on every attempt: asked nothing more in this run.
-    _down: dict[str, UnreachableError] = field(default_factory=dict, init=False)
-    # Set once a registry has answered its first request: until then the others wait, so
-    # that one 401 (not one per repository) tells how the registry authenticates.
-    _answered: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
-    # The repositories the run will ask each registry about (see expect), and the registries
-    # whose tokens for them have been asked for together already (or are being).
-    _expected: dict[str, list[str]] = field(default_factory=dict, init=False)
-    _batches: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
-    _lookups: dict[str, int] = field(default_factory=dict, init=False)
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        mirrors: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        log: Log | None = None,
+        credentials: CredentialLookup = find_credential,
+        timeout: float = REQUEST_TIMEOUT,  # seconds for one whole exchange (see transport)
+        # Opens connections ahead to a URL's origin, as many as said (see http11.preconnect).
+        preconnect: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.http = http
+        self.mirrors: Mapping[str, str] = mirrors or {}
+        self.retry = retry or RetryPolicy()
+        self.log = log
+        self.credentials = credentials
+        self.timeout = timeout
+        self.preconnect = preconnect
+        self._auth: dict[tuple[str, str], str] = {}
+        self._creds: dict[tuple[str, str], Credential | None] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # The last challenge each registry sent: later repositories skip the 401 round trip.
+        self._challenges: dict[str, tuple[str, dict[str, str]]] = {}
+        # Registries that failed below HTTP on every attempt: asked nothing more in this run.
+        self._down: dict[str, UnreachableError] = {}
+        # Set once a registry has answered its first request: until then the others wait, so
+        # that one 401 (not one per repository) tells how the registry authenticates.
+        self._answered: dict[str, asyncio.Event] = {}
+        # The repositories the run will ask each registry about (see expect), and the
+        # registries whose tokens for them have been asked for together already (or are being).
+        self._expected: dict[str, list[str]] = {}
+        self._batches: dict[str, asyncio.Lock] = {}
+        self._lookups: dict[str, int] = {}
 
     def expect(self, registry: str, repositories: Iterable[str], lookups: int = 0) -> None:
         """Say which repositories of *registry* the run will ask about: once its challenge is
