@@ -19,12 +19,12 @@ keeps idle connections. What it leaves to others, on purpose:
 * failures are raised as httpx's exception types with the ``OSError`` or ``ssl`` error as
   their cause, which is what :mod:`pinner.resolve.transport` puts into words.
 
-Connections can be opened ahead (:meth:`Transport.preconnect`): while a registry's first
-request is out (the others wait for its answer, to learn how the registry authenticates),
-the connections the lookups after it will need are set up, so that the connection and TLS
-handshakes of the next wave overlap that wait instead of following it. Such a connection that
-fails is dropped without a word: the request that would have used it connects itself, and
-says what fails.
+Connections can be opened ahead (:meth:`Transport.preconnect`): once a registry's first
+request is sent, while it is out (the others wait for its answer, to learn how the registry
+authenticates), the connections the lookups after it will need are set up, so that the
+connection and TLS handshakes of the next wave overlap that wait instead of following it. Such
+a connection that fails is dropped without a word: the request that would have used it
+connects itself, and says what fails.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import h11
 import httpx
@@ -49,13 +49,20 @@ class Transport(httpx.AsyncBaseTransport):
         self._tls = tls
         self._keep_alive = keep_alive  # idle connections kept, per origin
         self._idle: dict[_Origin, list[_Connection]] = {}
-        # Connections being opened ahead, not yet taken by a request.
+        # Connections to open ahead once the next request to their origin is sent (how many,
+        # and the time each may take), then those being opened, not yet taken by a request.
+        self._wanted: dict[_Origin, tuple[int, float]] = {}
         self._opening: dict[_Origin, list[asyncio.Task[_Connection | None]]] = {}
 
     def preconnect(self, url: str, count: int, timeout: float) -> None:
         """Open *count* connections to the origin of *url* in the background, each within
-        *timeout* seconds; a request takes one of them before it opens one of its own."""
+        *timeout* seconds, from when the next request to it has been sent (opened before,
+        they would hold it up); a request takes one of them before it opens one of its own."""
         origin = _origin(httpx.URL(url))
+        self._wanted[origin] = (self._wanted.get(origin, (0, 0.0))[0] + count, timeout)
+
+    def _open_wanted(self, origin: _Origin) -> None:
+        count, timeout = self._wanted.pop(origin, (0, 0.0))
         opening = self._opening.setdefault(origin, [])
         for _ in range(count):
             task = asyncio.ensure_future(self._open_quietly(origin, timeout))
@@ -67,7 +74,7 @@ class Transport(httpx.AsyncBaseTransport):
         connection = self._reuse(origin) or await self._opened_ahead(origin)
         connection = connection or await self._connect(origin)
         try:
-            response = await connection.send(request)
+            response = await connection.send(request, sent=lambda: self._open_wanted(origin))
         except BaseException:
             connection.close()
             raise
@@ -178,8 +185,10 @@ class _Connection:
     def close(self) -> None:
         self._writer.close()
 
-    async def send(self, request: httpx.Request) -> h11.Response:
-        """Send *request* and read its answer's status line and headers."""
+    async def send(
+        self, request: httpx.Request, sent: Callable[[], None] | None = None
+    ) -> h11.Response:
+        """Send *request* (then call *sent*) and read its answer's status line and headers."""
         body = await request.aread()
         target = request.url.raw_path
         try:
@@ -196,6 +205,8 @@ class _Connection:
             await self._writer.drain()
         except OSError as e:
             raise httpx.WriteError("could not send") from e
+        if sent is not None:
+            sent()
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Response):
