@@ -46,12 +46,11 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
-from pinner.credentials import Credential, find_credential
 from pinner.errors import AuthError, NotFoundError, PinError, RegistryError, UnreachableError
 from pinner.limits import (
     ATTEMPTS,
@@ -75,6 +74,9 @@ from pinner.resolve.transport import (
     same_origin,
 )
 
+if TYPE_CHECKING:
+    from pinner.credentials import Credential
+
 USER_AGENT = "pinner (+https://pypi.org/project/pinner/)"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _AUTH_PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -94,7 +96,16 @@ _UNREACHABLE_HINT = "check the network or proxy, or use --mirror; `pin --check` 
 _SLOW_HINT = "check the network or proxy, or raise --timeout; `pin --check` works offline"
 
 Log = Callable[[str], None]
-CredentialLookup = Callable[[str, str], Credential | None]
+CredentialLookup = Callable[[str, str], "Credential | None"]
+
+
+def find_credential(registry: str, repository: str) -> Credential | None:
+    """:func:`pinner.credentials.find_credential`, imported when first called (on a worker
+    thread, see RegistryClient._credential): a run whose registries ask for no credentials
+    never pays for that module, and one that does pays once an answer has asked."""
+    from pinner.credentials import find_credential
+
+    return find_credential(registry, repository)
 
 
 # NamedTuples and plain classes, not dataclasses: see Resolution in pinner/resolve/__init__.py.
