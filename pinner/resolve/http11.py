@@ -129,7 +129,7 @@ class Transport(httpx.AsyncBaseTransport):
             opening.remove(task)
         elif taken:
             return  # a request took it
-        connection = None if task.cancelled() else task.result()
+        connection = None if task.cancelled() or task.exception() else task.result()
         if connection is not None:
             self._keep(origin, connection)
 
@@ -137,7 +137,7 @@ class Transport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(timeout):
                 return await self._connect(origin)
-        except (httpx.HTTPError, TimeoutError):
+        except Exception:  # whatever it was, the request that needs it meets it and says so
             return None
 
     def _keep(self, origin: _Origin, connection: _Connection) -> None:
