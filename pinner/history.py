@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pinner.errors import RegistryError
 from pinner.limits import MAX_FUTURE_SKEW_NS
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from pinner.sbom import Changes
 
 
-@dataclass(frozen=True, order=True)
-class Build:
+class Build(NamedTuple):
     """One entry of a tag's history: the tag pointed at ``digest`` from ``ns`` on.
 
-    Ordered by (timestamp, digest, spelling of the timestamp): a total order, so that a
-    choice among builds never depends on the order a registry listed them in.
+    Ordered by (timestamp, digest, spelling of the timestamp), as tuples are: a total order,
+    so that a choice among builds never depends on the order a registry listed them in. (A
+    NamedTuple, not a frozen dataclass: see Resolution in pinner/resolve/__init__.py.)
     """
 
     ns: int

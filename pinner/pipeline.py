@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
-    from pinner.resolve.platform import Listed
+    from pinner.resolve.platform import Listed, PlatformPins
     from pinner.sbom import Changes
 
 CHAINGUARD = "cgr.dev"
@@ -387,8 +387,14 @@ async def _resolve_async(
         # Known up front, so that one token request can cover many repositories.
         wanted = [t.key[:2] for t in targets]
         wanted += [(a.found.reference.registry, a.found.reference.repository) for a in audits]
+        # And how many lookups will be in flight at once: each needs its own connection.
+        lookups: dict[str, int] = {}
+        audited = {(a.found.reference.registry, a.found.reference.digest) for a in audits}
+        for registry, *_ in {t.key for t in targets} | audited:
+            lookups[registry] = min(lookups.get(registry, 0) + 1, options.concurrency)
         for registry in registries:
-            client.expect(registry, [repo for reg, repo in wanted if reg == registry])
+            repositories = [repo for reg, repo in wanted if reg == registry]
+            client.expect(registry, repositories, lookups.get(registry, 0))
         work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
         jobs = [(t.found.reference, work.pin(t)) for t in targets]
         jobs += [(a.found.reference, work.audit(a)) for a in audits]
@@ -472,22 +478,47 @@ async def _registry_client(
 
     from pinner.registries import base_url
     from pinner.resolve.client import RegistryClient, trusted_certificates
+    from pinner.resolve.http11 import Transport
+    from pinner.resolve.lean import without_trio
 
     mirrors = dict(options.mirrors)
     tls = any(base_url(r, mirrors).startswith("https:") for r in registries)
-    async with httpx.AsyncClient(
-        verify=trusted_certificates(needed=tls),
-        timeout=httpx.Timeout(options.timeout),
-        # Connections are bounded by the lookups in flight (per registry, see _Work.limits).
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=options.concurrency),
-        # Redirects are followed by the transport, which bounds them; gzip is the only
-        # encoding it inflates (with a cap), so it is the only one asked for.
-        follow_redirects=False,
-        headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip"},
-    ) as http:
-        yield RegistryClient(
-            http, mirrors=dict(options.mirrors), log=options.log, timeout=options.timeout
+    verify = trusted_certificates(needed=tls)
+    # pin's own HTTP/1.1 transport (see http11.py), unless an environment proxy is set: httpx
+    # honours HTTPS_PROXY, NO_PROXY and the like only with its own transport (httpcore's).
+    transport = None if _proxied() else Transport(verify, keep_alive=options.concurrency)
+    preconnect = None
+    if transport is not None:
+        preconnect = functools.partial(transport.preconnect, timeout=options.timeout)
+    with without_trio():
+        http = httpx.AsyncClient(
+            transport=transport,
+            verify=verify,
+            timeout=httpx.Timeout(options.timeout),
+            # Connections are bounded by the lookups in flight (per registry, see _Work.limits).
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=options.concurrency
+            ),
+            # Redirects are followed by the transport, which bounds them; gzip is the only
+            # encoding it inflates (with a cap), so it is the only one asked for.
+            follow_redirects=False,
+            headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip"},
         )
+    async with http:
+        yield RegistryClient(
+            http,
+            mirrors=dict(options.mirrors),
+            log=options.log,
+            timeout=options.timeout,
+            preconnect=preconnect,
+        )
+
+
+def _proxied() -> bool:
+    """Whether an environment proxy (HTTPS_PROXY and the like) may carry some request."""
+    import urllib.request  # imported by httpx already (http.cookiejar)
+
+    return any(scheme != "no" for scheme in urllib.request.getproxies())
 
 
 class _Work:
@@ -499,8 +530,6 @@ class _Work:
         distribution: DistributionResolver,
         options: Options,
     ) -> None:
-        from pinner.resolve.platform import PlatformPins
-
         self.chainguard = chainguard
         self.distribution = distribution
         self.options = options
@@ -510,7 +539,13 @@ class _Work:
         self.limits: dict[str, Any] = {}
         self.results = _Results()
         self._failed: dict[tuple[Any, ...], int] = {}  # key: its index in errors
-        self.platforms = PlatformPins(self.distribution, self._call)
+
+    @functools.cached_property
+    def platforms(self) -> PlatformPins:
+        """Per-platform pins and --verify of pins: imported only by a run that has them."""
+        from pinner.resolve.platform import PlatformPins
+
+        return PlatformPins(self.distribution, self._call)
 
     async def _call(self, key: tuple[Any, ...], make: Callable[[], Awaitable[Any]]) -> Any:
         """*make()*, once per key; every key names its registry second."""

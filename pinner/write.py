@@ -34,7 +34,7 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
     renames raises ``Interrupted``; one that arrives during them is recorded in
     ``report.interrupted`` once all are done.
     """
-    staged: list[tuple[str, FileOutcome]] = []
+    staged: list[tuple[str, str, FileOutcome]] = []  # temporary file, target, outcome
     renamed = 0
     with held() as arrived:
 
@@ -46,7 +46,7 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
         try:
             try:
                 _stage_all(outcomes, staged, stop_if_signalled)
-                for _, outcome in staged:
+                for _, _, outcome in staged:
                     stop_if_signalled()
                     if _current(outcome.path) != outcome.before:
                         raise FileError(
@@ -56,9 +56,9 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
             except FileError as e:
                 report.errors.append(str(e))
                 return
-            for temp, outcome in staged:
+            for temp, target, outcome in staged:
                 try:
-                    os.replace(temp, os.path.realpath(outcome.path))
+                    os.replace(temp, target)
                 except OSError as e:
                     report.errors.append(
                         f"{outcome.path}: cannot replace it ({e.strerror});"
@@ -69,14 +69,14 @@ def write_all(outcomes: Sequence[FileOutcome], report: Report) -> None:
             report.written = renamed > 0
             report.interrupted = arrived()
         finally:
-            for temp, _ in staged[renamed:]:
+            for temp, _, _ in staged[renamed:]:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
 
 
 def _stage_all(
     outcomes: Sequence[FileOutcome],
-    staged: list[tuple[str, FileOutcome]],
+    staged: list[tuple[str, str, FileOutcome]],
     stop_if_signalled: Callable[[], None],
 ) -> None:
     """Stage every file, several at once; add each one staged to *staged* (for the caller
@@ -89,7 +89,7 @@ def _stage_all(
     """
     stop_if_signalled()
     if len(outcomes) < 2:
-        staged.extend((_stage(outcome), outcome) for outcome in outcomes)
+        staged.extend((*_stage(outcome), outcome) for outcome in outcomes)
         return
     from concurrent.futures import ThreadPoolExecutor
 
@@ -98,7 +98,7 @@ def _stage_all(
     first: BaseException | None = None
     for future, outcome in zip(futures, outcomes, strict=True):
         try:
-            staged.append((future.result(), outcome))
+            staged.append((*future.result(), outcome))
         except BaseException as e:
             first = first or e
     if first is not None:
@@ -113,9 +113,10 @@ def _current(path: str) -> bytes:
         return b""
 
 
-def _stage(outcome: FileOutcome) -> str:
-    """Write the new content to a temporary file beside the original, with its mode and owner."""
-    target = os.path.realpath(outcome.path)
+def _stage(outcome: FileOutcome) -> tuple[str, str]:
+    """Write the new content to a temporary file beside the original, with its mode and owner;
+    that file, and the path to rename it to."""
+    target = _target(outcome.path)
     folder, name = os.path.split(target)
     try:
         status = os.stat(target)
@@ -131,21 +132,31 @@ def _stage(outcome: FileOutcome) -> str:
     import tempfile  # here, not above: the offline --check never writes
 
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder)
+        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder or ".")
     except OSError as e:
         raise FileError(f"{outcome.path}: cannot write next to it ({e.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(outcome.after)
             handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, stat.S_IMODE(status.st_mode))
-        with contextlib.suppress(PermissionError):  # only root may give a file away
-            os.chown(temp, status.st_uid, status.st_gid)
+            # By descriptor (no walk of the path for each), and before the fsync that makes
+            # them durable with the content.
+            os.fchmod(fd, stat.S_IMODE(status.st_mode))
+            with contextlib.suppress(PermissionError):  # only root may give a file away
+                os.fchown(fd, status.st_uid, status.st_gid)
+            os.fsync(fd)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(e, OSError):
             raise FileError(f"{outcome.path}: cannot write it ({e.strerror})") from None
         raise
-    return temp
+    return temp, target
+
+
+def _target(path: str) -> str:
+    """The file to replace: *path*, or where it leads when it is a symbolic link (so that the
+    link stays a link). Only the last component matters: a rename beside the file goes through
+    the same folders however they are linked; ``os.path.realpath`` would look at each of them,
+    for each file (~50 us)."""
+    return os.path.realpath(path) if os.path.islink(path) else path

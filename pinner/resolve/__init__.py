@@ -8,8 +8,7 @@ Nothing in this package is imported on the offline path: it pulls in httpx.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from pinner.reference import ImageReference
 from pinner.resolve.lean import import_httpx
@@ -18,8 +17,9 @@ from pinner.timestamps import Cutoff
 import_httpx()  # before any module of this package imports httpx (see lean.py)
 
 
-@dataclass(frozen=True)
-class Resolution:
+# The value types of a network run are NamedTuples, not frozen dataclasses: as immutable,
+# and building each dataclass costs ~1.4 ms of every run's start-up (~0.2 ms a NamedTuple).
+class Resolution(NamedTuple):
     """The digest chosen for a reference, and when that build was published if known."""
 
     digest: str

@@ -46,12 +46,11 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
-from pinner.credentials import Credential, find_credential
 from pinner.errors import AuthError, NotFoundError, PinError, RegistryError, UnreachableError
 from pinner.limits import (
     ATTEMPTS,
@@ -75,6 +74,9 @@ from pinner.resolve.transport import (
     same_origin,
 )
 
+if TYPE_CHECKING:
+    from pinner.credentials import Credential
+
 USER_AGENT = "pinner (+https://pypi.org/project/pinner/)"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _AUTH_PARAM_RE = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -94,11 +96,20 @@ _UNREACHABLE_HINT = "check the network or proxy, or use --mirror; `pin --check` 
 _SLOW_HINT = "check the network or proxy, or raise --timeout; `pin --check` works offline"
 
 Log = Callable[[str], None]
-CredentialLookup = Callable[[str, str], Credential | None]
+CredentialLookup = Callable[[str, str], "Credential | None"]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+def find_credential(registry: str, repository: str) -> Credential | None:
+    """:func:`pinner.credentials.find_credential`, imported when first called (on a worker
+    thread, see RegistryClient._credential): a run whose registries ask for no credentials
+    never pays for that module, and one that does pays once an answer has asked."""
+    from pinner.credentials import find_credential
+
+    return find_credential(registry, repository)
+
+
+# NamedTuples and plain classes, not dataclasses: see Resolution in pinner/resolve/__init__.py.
+class RetryPolicy(NamedTuple):
     attempts: int = ATTEMPTS
     backoff: float = BACKOFF  # seconds before the first retry, doubled each time
     max_wait: float = MAX_RETRY_WAIT  # cap on any single wait, Retry-After included
@@ -150,51 +161,63 @@ def _login_hint(registry: str) -> str:
     return f"run `docker login{login}`"
 
 
-@dataclass
 class _Attempts:
     """What is left of one request's attempts, shared by its network and HTTP retries."""
 
-    total: int
-    left: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.left = self.total
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
 
     @property
     def used(self) -> int:
         return self.total - self.left
 
 
-@dataclass
 class RegistryClient:
     """Sends registry API requests with auth, retries and a timeout, translating failures."""
 
-    http: httpx.AsyncClient
-    mirrors: Mapping[str, str] = field(default_factory=dict)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    log: Log | None = None
-    credentials: CredentialLookup = find_credential
-    timeout: float = REQUEST_TIMEOUT  # seconds for one whole exchange (see transport)
-    _auth: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
-    _creds: dict[tuple[str, str], Credential | None] = field(default_factory=dict, init=False)
-    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
-    # The last challenge each registry sent: later repositories skip the 401 round trip.
-    _challenges: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, init=False)
-    # Registries that failed below HTTP on every attempt: asked nothing more in this run.
-    _down: dict[str, UnreachableError] = field(default_factory=dict, init=False)
-    # Set once a registry has answered its first request: until then the others wait, so
-    # that one 401 (not one per repository) tells how the registry authenticates.
-    _answered: dict[str, asyncio.Event] = field(default_factory=dict, init=False)
-    # The repositories the run will ask each registry about (see expect), and the registries
-    # whose tokens for them have been asked for together already (or are being).
-    _expected: dict[str, list[str]] = field(default_factory=dict, init=False)
-    _batches: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        mirrors: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        log: Log | None = None,
+        credentials: CredentialLookup = find_credential,
+        timeout: float = REQUEST_TIMEOUT,  # seconds for one whole exchange (see transport)
+        # Opens connections ahead to a URL's origin, as many as said (see http11.preconnect).
+        preconnect: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.http = http
+        self.mirrors: Mapping[str, str] = mirrors or {}
+        self.retry = retry or RetryPolicy()
+        self.log = log
+        self.credentials = credentials
+        self.timeout = timeout
+        self.preconnect = preconnect
+        self._auth: dict[tuple[str, str], str] = {}
+        self._creds: dict[tuple[str, str], Credential | None] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # The last challenge each registry sent: later repositories skip the 401 round trip.
+        self._challenges: dict[str, tuple[str, dict[str, str]]] = {}
+        # Registries that failed below HTTP on every attempt: asked nothing more in this run.
+        self._down: dict[str, UnreachableError] = {}
+        # Set once a registry has answered its first request: until then the others wait, so
+        # that one 401 (not one per repository) tells how the registry authenticates.
+        self._answered: dict[str, asyncio.Event] = {}
+        # The repositories the run will ask each registry about (see expect), and the
+        # registries whose tokens for them have been asked for together already (or are being).
+        self._expected: dict[str, list[str]] = {}
+        self._batches: dict[str, asyncio.Lock] = {}
+        self._lookups: dict[str, int] = {}
 
-    def expect(self, registry: str, repositories: Iterable[str]) -> None:
+    def expect(self, registry: str, repositories: Iterable[str], lookups: int = 0) -> None:
         """Say which repositories of *registry* the run will ask about: once its challenge is
-        known, one token request covers those that share a credential (see _batch_tokens)."""
+        known, one token request covers those that share a credential (see _batch_tokens).
+        *lookups*, how many lookups will be in flight together after the registry's first
+        request, is how many connections to open while that request is out."""
         known = self._expected.setdefault(registry, [])
         known.extend(r for r in dict.fromkeys(repositories) if r not in known)
+        self._lookups[registry] = self._lookups.get(registry, 0) + lookups
 
     def base_url(self, registry: str) -> str:
         return base_url(registry, self.mirrors)
@@ -215,6 +238,10 @@ class RegistryClient:
         answered = self._answered.get(registry)
         if answered is None:
             answered = self._answered[registry] = asyncio.Event()
+            if self.preconnect is not None and self._lookups.get(registry, 0) > 1:
+                # The others wait for this answer: their connections can be made meanwhile
+                # (this one's is taken again by one of them).
+                self.preconnect(self.base_url(registry), self._lookups[registry] - 1)
             try:
                 return await self._request(
                     method, registry, repository, path, params, headers, body, answered

@@ -29,8 +29,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -50,16 +49,15 @@ _UNKNOWN_ISSUER = frozenset({2, 18, 19, 20, 21})
 _NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
 
 
-@dataclass(frozen=True)
-class Body:
+# NamedTuples and a plain class, not dataclasses: see Resolution in pinner/resolve/__init__.py.
+class Body(NamedTuple):
     """What a request expects back: its name for messages, and the most it may weigh."""
 
     what: str  # "a tag history": "cgr.dev sent a tag history larger than 2 MiB"
     cap: int  # bytes, after decompression
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """A whole answer, read within its deadline and cap: all that callers see of HTTP."""
 
     status: int
@@ -130,12 +128,12 @@ async def exchange(
         raise _network_failure(e, state.origin) from None
 
 
-@dataclass
 class _Progress:
     """Where an exchange has got to, for the message if it fails."""
 
-    url: str
-    answered: bool = False
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answered = False
 
     @property
     def origin(self) -> str:

@@ -1,0 +1,291 @@
+"""HTTP/1.1 to registries: h11 over asyncio streams, connections kept alive per origin.
+
+This is the transport under pin's ``httpx.AsyncClient``, unless an environment proxy is set
+(``HTTPS_PROXY`` and the like): httpx honours those, and ``NO_PROXY``, only with its own.
+httpx's default transport, httpcore's connection pool, re-examines every connection of the
+pool each time a request is added or a response closed (``_assign_requests_to_connections``
+in httpcore 1.0), asking anyio for each idle one whether it has been closed, which builds a
+mapping of socket attributes every time. With the 40 lookups of a monorepo in flight that is
+~3.6 ms of CPU a request, more than the round trip it waits on; here it is a fraction of a
+millisecond. httpcore also brings anyio, ~40 ms of imports before the first request.
+
+The protocol itself is h11's (the parser httpcore uses): this module only moves bytes and
+keeps idle connections. What it leaves to others, on purpose:
+
+* the deadline of an exchange is :mod:`pinner.resolve.transport`'s ``asyncio.timeout`` over
+  all of it, connection included, so there are no per-phase timeouts here;
+* redirects, size caps and decompression are :mod:`pinner.resolve.transport`'s too: bodies
+  are handed up raw, as they arrive;
+* failures are raised as httpx's exception types with the ``OSError`` or ``ssl`` error as
+  their cause, which is what :mod:`pinner.resolve.transport` puts into words.
+
+Connections can be opened ahead (:meth:`Transport.preconnect`): once a registry's first
+request is sent, while it is out (the others wait for its answer, to learn how the registry
+authenticates), the connections the lookups after it will need are set up, so that the
+connection and TLS handshakes of the next wave overlap that wait instead of following it. Such
+a connection that fails is dropped without a word: the request that would have used it
+connects itself, and says what fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Callable
+
+import h11
+import httpx
+
+_READ_SIZE = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_Origin = tuple[str, str, int]  # scheme, host, port
+
+
+class Transport(httpx.AsyncBaseTransport):
+    """Sends each request on an idle connection to its origin, or on a new one."""
+
+    def __init__(self, tls: ssl.SSLContext, *, keep_alive: int) -> None:
+        self._tls = tls
+        self._keep_alive = keep_alive  # idle connections kept, per origin
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        # Connections to open ahead once the next request to their origin is sent (how many,
+        # and the time each may take), then those being opened, not yet taken by a request.
+        self._wanted: dict[_Origin, tuple[int, float]] = {}
+        self._opening: dict[_Origin, list[asyncio.Task[_Connection | None]]] = {}
+
+    def preconnect(self, url: str, count: int, timeout: float) -> None:
+        """Open *count* connections to the origin of *url* in the background, each within
+        *timeout* seconds, from when the next request to it has been sent (opened before,
+        they would hold it up); a request takes one of them before it opens one of its own."""
+        origin = _origin(httpx.URL(url))
+        self._wanted[origin] = (self._wanted.get(origin, (0, 0.0))[0] + count, timeout)
+
+    def _open_wanted(self, origin: _Origin) -> None:
+        count, timeout = self._wanted.pop(origin, (0, 0.0))
+        opening = self._opening.setdefault(origin, [])
+        for _ in range(count):
+            task = asyncio.ensure_future(self._open_quietly(origin, timeout))
+            opening.append(task)
+            task.add_done_callback(lambda done: self._opened(origin, done))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = _origin(request.url)
+        connection = self._reuse(origin) or await self._opened_ahead(origin)
+        connection = connection or await self._connect(origin)
+        try:
+            response = await connection.send(request, sent=lambda: self._open_wanted(origin))
+        except BaseException:
+            connection.close()
+            raise
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Body(connection, self, origin),
+            extensions={"http_version": b"HTTP/" + response.http_version},
+        )
+
+    async def aclose(self) -> None:
+        opening = [task for tasks in self._opening.values() for task in tasks]
+        for task in opening:
+            task.cancel()
+        await asyncio.gather(*opening, return_exceptions=True)
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+
+    def _reuse(self, origin: _Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            if connection.usable():
+                return connection
+            connection.close()  # the server closed it while it waited
+        return None
+
+    async def _opened_ahead(self, origin: _Origin) -> _Connection | None:
+        """A connection opened ahead for *origin*, waited for if still opening; None if there
+        is none left (or it failed)."""
+        opening = self._opening.get(origin)
+        while opening:
+            task = opening.pop()
+            try:
+                connection = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # This request was cancelled, not the opening: keep what it brings.
+                task.add_done_callback(lambda done: self._opened(origin, done, taken=False))
+                raise
+            if connection is not None:
+                return connection
+        return None
+
+    def _opened(
+        self, origin: _Origin, task: asyncio.Task[_Connection | None], *, taken: bool = True
+    ) -> None:
+        """A connection opened ahead that no request has taken goes to the idle ones."""
+        opening = self._opening.get(origin, [])
+        if task in opening:
+            opening.remove(task)
+        elif taken:
+            return  # a request took it
+        connection = None if task.cancelled() or task.exception() else task.result()
+        if connection is not None:
+            self._keep(origin, connection)
+
+    async def _open_quietly(self, origin: _Origin, timeout: float) -> _Connection | None:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._connect(origin)
+        except Exception:  # whatever it was, the request that needs it meets it and says so
+            return None
+
+    def _keep(self, origin: _Origin, connection: _Connection) -> None:
+        idle = self._idle.setdefault(origin, [])
+        if connection.usable() and len(idle) < self._keep_alive:
+            idle.append(connection)
+        else:
+            connection.close()
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        """A new connection to *origin*; httpx.ConnectError (its cause the OSError or ssl
+        error) if it cannot be opened."""
+        scheme, host, port = origin
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"{scheme} is not http or https")
+        tls = self._tls if scheme == "https" else None
+        try:
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=host if tls else None
+            )
+        except OSError as e:  # ssl.SSLError is one: the chain keeps it for the message
+            raise httpx.ConnectError("could not connect") from e
+        return _Connection(reader, writer)
+
+
+def _origin(url: httpx.URL) -> _Origin:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+
+
+class _Connection:
+    """One socket and its h11 state machine."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._h11 = h11.Connection(h11.CLIENT)
+
+    def usable(self) -> bool:
+        """Whether the next request may go on it: the last exchange is over, both sides
+        kept the connection open, and the server has not closed it since."""
+        if self._h11.our_state is not h11.IDLE or self._h11.their_state is not h11.IDLE:
+            return False
+        return not (self._writer.is_closing() or self._reader.at_eof())
+
+    def close(self) -> None:
+        self._writer.close()
+
+    async def send(
+        self, request: httpx.Request, sent: Callable[[], None] | None = None
+    ) -> h11.Response:
+        """Send *request* (then call *sent*) and read its answer's status line and headers."""
+        body = await request.aread()
+        target = request.url.raw_path
+        try:
+            out = self._h11.send(
+                h11.Request(method=request.method, target=target, headers=request.headers.raw)
+            )
+            if body:
+                out += self._h11.send(h11.Data(data=body))
+            out += self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as e:  # a header h11 will not send; never quoted
+            raise httpx.LocalProtocolError("a request h11 refuses to send") from e
+        try:
+            self._writer.write(out)
+            await self._writer.drain()
+        except OSError as e:
+            raise httpx.WriteError("could not send") from e
+        if sent is not None:
+            sent()
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Response):
+                return event
+            if not isinstance(event, h11.InformationalResponse):  # 100 Continue, 103 Early Hints
+                raise httpx.RemoteProtocolError("the server closed the connection")
+
+    async def body(self) -> AsyncIterator[bytes]:
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return
+            else:  # ConnectionClosed: h11 raises first when a body is cut short, but be sure
+                raise httpx.RemoteProtocolError("the server closed the connection")
+
+    async def _next_event(self) -> h11.Event:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as e:
+                raise httpx.RemoteProtocolError("broken HTTP from the server") from e
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:  # only after a complete answer: never read past it
+                raise httpx.RemoteProtocolError("the server sent more than one answer")
+            try:
+                data = await self._reader.read(_READ_SIZE)
+            except OSError as e:
+                raise httpx.ReadError("could not read") from e
+            try:
+                self._h11.receive_data(data)  # b"": the server closed the connection
+            except h11.RemoteProtocolError as e:
+                raise httpx.RemoteProtocolError("broken HTTP from the server") from e
+
+    def ended(self) -> bool:
+        """Whether the answer is over without another byte to read: the answer to a HEAD,
+        or one with an empty body, whose end h11 knows from the headers alone."""
+        if self._h11.their_state is h11.DONE:
+            return True
+        try:
+            return isinstance(self._h11.next_event(), h11.EndOfMessage)
+        except h11.RemoteProtocolError:
+            return False
+
+    def finish(self) -> bool:
+        """After a whole answer: ready the connection for the next request, if it can be."""
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            with contextlib.suppress(h11.LocalProtocolError):
+                self._h11.start_next_cycle()
+        return self.usable()
+
+
+class _Body(httpx.AsyncByteStream):
+    """An answer's body as it arrives; its connection goes back to the pool once it has all
+    been read, and is closed if the body was left unread."""
+
+    def __init__(self, connection: _Connection, transport: Transport, origin: _Origin) -> None:
+        self._connection = connection
+        self._transport = transport
+        self._origin = origin
+        self._complete = False
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._connection.body():
+                yield chunk
+        except BaseException:
+            await self.aclose()
+            raise
+        self._complete = True
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if (self._complete or self._connection.ended()) and self._connection.finish():
+            self._transport._keep(self._origin, self._connection)
+        else:
+            self._connection.close()

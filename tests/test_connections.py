@@ -1,0 +1,136 @@
+"""Connections to a registry (issue 9): while a registry's first request is out, pin opens the
+connections its other lookups will need (pinner/resolve/http11.py), at most one per lookup,
+and never around an environment proxy."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_pin
+from tests.fakeregistry import FakeRegistry, nightly_digest
+
+TAGS = ("1.25", "1.26")
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+class Listener:
+    """A TCP listener on loopback that counts the connections it accepts, and forwards each
+    to *upstream* (or holds it, answering nothing, when there is none)."""
+
+    def __init__(self, upstream: tuple[str, int] | None = None) -> None:
+        self.upstream = upstream
+        self.accepted = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.stopping = threading.Event()
+        self.sockets: list[socket.socket] = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.server.close()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            self.sockets.append(client)
+            if self.upstream is None:
+                continue
+            upstream = socket.create_connection(self.upstream)
+            self.sockets.append(upstream)
+            for source, sink in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
+                self.threads.append(thread)
+                thread.start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def listening(upstream: tuple[str, int] | None = None) -> Iterator[Listener]:
+    listener = Listener(upstream)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def images(cgr: FakeRegistry, repositories: int) -> list[str]:
+    names = [f"chainguard/conn{i}" for i in range(repositories)]
+    for name in names:
+        for tag in TAGS:
+            cgr.add_nightly(name, tag, 2, datetime.now(UTC) - timedelta(days=1))
+    return [f"{name}:{tag}" for name in names for tag in TAGS]
+
+
+def dockerfile(tmp_path: Path, refs: list[str]) -> Path:
+    path = tmp_path / "Dockerfile"
+    path.write_text("".join(f"FROM cgr.dev/{ref} AS s{i}\n" for i, ref in enumerate(refs)))
+    return path
+
+
+def pinned(refs: list[str]) -> str:
+    lines = []
+    for i, ref in enumerate(refs):
+        name, tag = ref.split(":")
+        lines.append(f"FROM cgr.dev/{ref}@{nightly_digest(name, tag, 1)} AS s{i}\n")
+    return "".join(lines)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_a_registry_gets_at_most_one_connection_per_lookup(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    refs = images(cgr, 20)
+    path = dockerfile(tmp_path, refs)
+    host, port = cgr.url.removeprefix("http://").split(":")
+    # The token realm is the registry's own URL: only the registry API goes through here.
+    with listening((host, int(port))) as registry:
+        ran = run_pin("--mirror", f"cgr.dev={registry.url}", path)
+    assert ran.code == 0, ran.stderr
+    assert path.read_text() == pinned(refs)
+    assert 1 <= registry.accepted <= len(refs)
+
+
+def test_no_connection_goes_around_an_environment_proxy(
+    cgr: FakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refs = images(cgr, 3)
+    path = dockerfile(tmp_path, refs)
+    # The fake registry reads the absolute URLs a proxy is sent; the registry's own address
+    # answers nothing: every request must go through the proxy.
+    monkeypatch.setenv("HTTP_PROXY", cgr.url)
+    with listening() as direct:
+        ran = run_pin("--mirror", f"cgr.dev={direct.url}", path)
+        assert direct.accepted == 0
+    assert ran.code == 0, ran.stderr
+    assert path.read_text() == pinned(refs)
