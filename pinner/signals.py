@@ -102,20 +102,47 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
             task.cancel()
 
         previous = {each: signal.getsignal(each) for each in SIGNALS}
-        if _main_thread():
+        listening = _main_thread()
+        if listening:
             for each in SIGNALS:
                 loop.add_signal_handler(each, cancel, each)
         try:
-            return runner.run(_wait(task))
+            result = runner.run(_wait(task))
         except asyncio.CancelledError:
             if not arrived:
                 raise
         finally:
-            if _main_thread():
-                for each in SIGNALS:
-                    loop.remove_signal_handler(each)
-                _restore(previous)
-        raise stop(arrived[0])
+            if listening:
+                _stop_listening(runner, previous)
+        if arrived:  # also one that came with the task's last step, or just after it
+            raise stop(arrived[0])
+        return result
+
+
+def _stop_listening(runner: asyncio.Runner, previous: dict[signal.Signals, Any]) -> None:
+    """Hand the signals back to *previous* without losing one that arrived as the task ended.
+
+    The loop learns of a signal through its self-pipe, on its next turn: one that came after
+    its last turn would be dropped with the loop's handlers. So the signals are blocked, the
+    loop turned once more to read the pipe, the handlers restored, and only then the signals
+    unblocked: one held meanwhile goes to the restored handler.
+    """
+    loop = runner.get_loop()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        runner.run(_turns(2))  # the pipe read in the first, the handler run by the second
+        for each in SIGNALS:
+            loop.remove_signal_handler(each)
+        _restore(previous)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+async def _turns(count: int) -> None:
+    import asyncio
+
+    for _ in range(count):
+        await asyncio.sleep(0)
 
 
 async def _wait(task: asyncio.Task[T]) -> T:

@@ -154,3 +154,25 @@ def test_a_signal_during_the_renames_lets_them_finish_as_a_set(
         assert code in (0, 143), stderr
         assert "nothing was written" not in stderr
     pytest.fail(f"not once in {attempts} runs was pin frozen during its renames")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_that_comes_as_the_lookups_end_still_stops_the_run(signum: int) -> None:
+    """The last lookup answers, and CI's SIGTERM arrives in the same instant: pin must stop
+    (nothing is written after it), not carry on to write the files as if it had not come."""
+    from pinner.signals import Interrupted, run_async
+
+    async def last_step() -> str:
+        os.kill(os.getpid(), signum)  # as the task's last step: the loop has not read it yet
+        return "resolved"
+
+    handlers = {
+        each: signal.getsignal(each) for each in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            run_async(last_step())
+        assert stopped.value.signum == signum
+    finally:
+        for each, handler in handlers.items():
+            signal.signal(each, handler)
