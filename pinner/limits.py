@@ -44,6 +44,9 @@ MAX_SCOPES_PER_TOKEN = 50
 #: PARALLEL_CHECK_MAX_PROCESSES.
 PARALLEL_CHECK_MIN_FILES = 2000
 PARALLEL_CHECK_MAX_PROCESSES = 8
+#: The files are shared out in this many chunks a process (at most 255 in all), taken by
+#: whichever process is free: the last to finish waits on one small chunk, not on a slice.
+PARALLEL_CHECK_CHUNKS_PER_PROCESS = 32
 #: Files staged (written beside their originals and fsynced) at once, before the renames.
 STAGING_THREADS = 16
 

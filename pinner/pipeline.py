@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -167,27 +168,23 @@ def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
 
 def run(options: Options) -> Report:
     report = Report(check=options.check)
+    offline = not options.needs_network and not (options.only or options.exclude)
+    if offline and len(options.paths) >= PARALLEL_CHECK_MIN_FILES:
+        from pinner.parallel import map_chunks, processes_for  # pickle: not for one file
+
+        processes = processes_for(len(options.paths), PARALLEL_CHECK_MIN_FILES)
+        if processes > 1:
+            # A filter's "matched nothing" needs every file at once: such runs stay serial.
+            work = functools.partial(_check_files, options=options)
+            return _checked(report, map_chunks(work, options.paths, processes))
     paths: list[str] = []
-    seen: set[object] = set()  # each file's (device, inode): one stat, where realpath
-    for path in options.paths:  # would lstat every component of the path
-        try:
-            status = os.stat(path)
-            real: object = (status.st_dev, status.st_ino)
-        except OSError:
-            real = path  # _read says what is wrong with it
+    seen: set[object] = set()
+    for path in options.paths:
+        real = _identity(path)
         if real in seen:
             continue  # the same file by another name: read, resolve and write it once
         seen.add(real)
         paths.append(path)
-    offline = not options.needs_network and not (options.only or options.exclude)
-    if offline and len(paths) >= PARALLEL_CHECK_MIN_FILES:
-        from pinner.parallel import map_slices, processes_for  # pickle: not for one file
-
-        processes = processes_for(len(paths), PARALLEL_CHECK_MIN_FILES)
-        if processes > 1:
-            # A filter's "matched nothing" needs every file at once: such runs stay serial.
-            checked = map_slices(functools.partial(_check, options=options), paths, processes)
-            return _checked(report, checked)
     sources = _read_all(paths, report.errors)
     targets, audits = _plan(sources, options, report)
     if report.errors:
@@ -223,37 +220,68 @@ def run(options: Options) -> Report:
     return report
 
 
-class _Checked(NamedTuple):
-    """The offline check of some files: what run() would report for them alone."""
+def _identity(path: str) -> object:
+    """The file's (device, inode), by one stat where realpath would lstat every component of
+    the path; the path itself when it cannot be read (_read says what is wrong with it)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return path
+    return status.st_dev, status.st_ino
 
-    read_errors: list[str]
-    errors: list[str]
-    entries: list[Entry]  # skipped and unchanged
-    unpinned: list[Entry]
+
+# What the offline check of one file sends back from a forked process (pinner.parallel): its
+# identity, the error that it could not be read, or else the errors of its scan, its entries
+# (skipped and unchanged) and its unpinned references. Entries as plain tuples: pickle writes
+# and reads those in C, where each NamedTuple costs a call of its __reduce_ex__ and __new__.
+_FileChecked = tuple[object, str | None, list[str], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
-def _check(paths: Sequence[str], options: Options) -> _Checked:
-    """The offline check of *paths* (without --only/--exclude), as run() does it."""
+def _check_files(paths: Sequence[str], options: Options) -> list[_FileChecked]:
+    """The offline check of each of *paths* (without --only/--exclude), as run() does it."""
+    checked: list[_FileChecked] = []
     report = Report(check=options.check)
-    sources = _read_all(paths, report.errors)
-    read_errors, report.errors = report.errors, []
-    targets, _ = _plan(sources, options, report)
-    unpinned = [_entry(t.source, t.found, "unpinned", reason="not pinned") for t in targets]
-    return _Checked(read_errors, report.errors, report.entries, unpinned)
+    for path in paths:
+        real = _identity(path)
+        try:
+            source = _read(path)
+        except FileError as e:
+            checked.append((real, str(e), [], [], []))
+            continue
+        targets, _ = _plan([source], options, report)
+        unpinned = [_entry(t.source, t.found, "unpinned", reason="not pinned") for t in targets]
+        entries = list(map(tuple, report.entries))
+        checked.append((real, None, report.errors, entries, list(map(tuple, unpinned))))
+        report.errors, report.entries = [], []
+    return checked
 
 
-def _checked(report: Report, parts: list[_Checked]) -> Report:
-    """The report of an offline check made in parts, as if made at once."""
+def _checked(report: Report, parts: list[list[_FileChecked]]) -> Report:
+    """The report of an offline check made in parts, as run() makes it in one: each file
+    once (the first of its names), read errors before scan errors, and, with errors, the
+    entries unsorted and no unpinned ones."""
+    seen: set[object] = set()
+    errors: list[str] = []
+    entries: list[tuple[Any, ...]] = []
+    unpinned: list[tuple[Any, ...]] = []
     for part in parts:
-        report.errors.extend(part.read_errors)
-    for part in parts:
-        report.errors.extend(part.errors)
-        report.entries.extend(part.entries)
-    if report.errors:
-        return report
-    for part in parts:
-        report.entries.extend(part.unpinned)
-    report.entries.sort(key=lambda e: (e.file, e.line))
+        for real, unread, scan_errors, found, not_pinned in part:
+            if real in seen:
+                continue
+            seen.add(real)
+            if unread is not None:
+                report.errors.append(unread)
+                continue
+            errors += scan_errors
+            entries += found
+            unpinned += not_pinned
+    report.errors += errors
+    if not report.errors:
+        entries += unpinned
+    # tuple.__new__ through map: an Entry again, without a Python call for each.
+    report.entries = list(map(functools.partial(tuple.__new__, Entry), entries))
+    if not report.errors:
+        report.entries.sort(key=operator.itemgetter(0, 1))  # file, line: as run() sorts
     return report
 
 
