@@ -37,13 +37,20 @@ _MAX_CHUNKS = 255
 
 def processes_for(items: int, threshold: int) -> int:
     """How many processes (this one included) are worth using for *items* items."""
-    if items < threshold or not hasattr(os, "fork") or threading.active_count() > 1:
+    if items < threshold:
+        return 1
+    return max(1, min(usable_processes(), items // max(1, threshold // 2)))
+
+
+def usable_processes() -> int:
+    """One a core, at most PARALLEL_CHECK_MAX_PROCESSES; 1 where fork is missing or unsafe."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, PARALLEL_CHECK_MAX_PROCESSES, items // max(1, threshold // 2)))
+    return max(1, min(cores, PARALLEL_CHECK_MAX_PROCESSES))
 
 
 def map_chunks(work: Callable[[Sequence[T]], R], items: Sequence[T], processes: int) -> list[R]:
