@@ -152,18 +152,29 @@ def _read(path: str) -> _Source:
 
 def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
     ref = found.reference
+    registry, repository = _names(ref)
+    # Positional: file, line, instruction, image, action, registry, repository, tag and
+    # old_digest, in Entry's order (a call by keyword costs a third more, 30,000 times).
     return Entry(
-        file=source.path,
-        line=found.line,
-        instruction=found.where,
-        image=found.text,
-        action=action,
-        registry=ref.registry,
-        repository=ref.repository,
-        tag=ref.tag,
-        old_digest=ref.digest,
+        source.path,
+        found.line,
+        found.where,
+        found.text,
+        action,
+        registry,
+        repository,
+        ref.tag,
+        ref.digest,
         **more,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(ref: ImageReference) -> tuple[str, str]:
+    """The registry and repository of *ref*: worked out once for each of the few images a
+    tree names (parse_reference gives the same reference for the same text), not at each of
+    its 30,000 places; and one string each, which pickle sends once (pinner.parallel)."""
+    return ref.registry, ref.repository
 
 
 def run(options: Options) -> Report:
