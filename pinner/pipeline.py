@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import operator
 import os
 import time
@@ -187,7 +188,16 @@ def run(options: Options) -> Report:
         if processes > 1:
             # A filter's "matched nothing" needs every file at once: such runs stay serial.
             work = functools.partial(_check_files, options=options)
-            return _checked(report, map_chunks(work, options.paths, processes))
+            # No cyclic garbage collection meanwhile, here and in the children: the check
+            # makes no cycles, and each full collection would walk all it has kept so far
+            # (30,000 entries for 10,000 files), ~40% of the merge.
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return _checked(report, map_chunks(work, options.paths, processes))
+            finally:
+                if enabled:
+                    gc.enable()
     paths: list[str] = []
     seen: set[object] = set()
     for path in options.paths:
