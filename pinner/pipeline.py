@@ -170,6 +170,20 @@ def _entry(source: _Source, found: Found, action: Any, **more: Any) -> Entry:
     )
 
 
+# What _entry(source, found, "unchanged", reason="pinned") holds after old_digest, taken from
+# an Entry rather than written out: _pinned makes the check's most common entry, 30,000 times
+# in a tree of 10,000 files, without the call of Entry's Python __new__ with keywords.
+_PINNED_TAIL = Entry("", 0, "", "", "unchanged", reason="pinned")[9:]
+
+
+def _pinned(source: _Source, found: Found) -> Entry:
+    """``_entry(source, found, "unchanged", reason="pinned")``, made faster."""
+    ref = found.reference
+    registry, repository = _names(ref)
+    head = (source.path, found.line, found.where, found.text, "unchanged", registry, repository)
+    return tuple.__new__(Entry, (*head, ref.tag, ref.digest, *_PINNED_TAIL))
+
+
 @functools.lru_cache(maxsize=4096)
 def _names(ref: ImageReference) -> tuple[str, str]:
     """The registry and repository of *ref*: worked out once for each of the few images a
@@ -349,7 +363,7 @@ def _plan(
                 audits.append(_Audit(source, found, entry))
                 continue
             if ref.digest is not None and not options.refresh:
-                report.entries.append(_entry(source, found, "unchanged", reason="pinned"))
+                report.entries.append(_pinned(source, found))
                 continue
             if ref.digest is not None and ref.tag is None:
                 reason = "pinned by digest alone; there is no tag to follow"

@@ -100,6 +100,40 @@ def test_a_file_by_two_names_and_the_order_of_errors_as_in_one_process(
     assert len(report["references"]) == len(paths) - 3
 
 
+def _pinned_reference(path: str) -> dict[str, object]:
+    """The --json reference of PINNED's FROM in the file *path*."""
+    return {
+        "file": path,
+        "line": 1,
+        "instruction": "FROM",
+        "image": "cgr.dev/chainguard/python:latest@sha256:" + "a" * 64,
+        "action": "unchanged",
+        "registry": "cgr.dev",
+        "repository": "chainguard/python",
+        "tag": "latest",
+        "old_digest": "sha256:" + "a" * 64,
+        "new_digest": None,
+        "new_image": None,
+        "published": None,
+        "reason": "pinned",
+        "audited": False,
+        "platform": None,
+    }
+
+
+def test_a_pinned_reference_in_json_whether_checked_in_one_process_or_several(
+    pin_command: str, tmp_path: Path
+) -> None:
+    one = _tree(tmp_path / "one", 1)
+    report = json.loads(_check(pin_command, tmp_path, "--json", "one").stdout)
+    assert report["references"] == [_pinned_reference(str(one[0].relative_to(tmp_path)))]
+    many = _tree(tmp_path / "many", PARALLEL_CHECK_MIN_FILES + 200)
+    report = json.loads(_check(pin_command, tmp_path, "--json", "many").stdout)
+    assert report["references"] == [
+        _pinned_reference(str(path.relative_to(tmp_path))) for path in sorted(many)
+    ]
+
+
 def _chunk_with_pid(part: Sequence[int]) -> tuple[int, list[int]]:
     return os.getpid(), list(part)
 
