@@ -40,7 +40,7 @@ def _walked(root: str) -> list[str]:
     return sorted(found)
 
 
-@pytest.mark.parametrize("folders", [10, PARALLEL_WALK_MIN_FOLDERS * 3])
+@pytest.mark.parametrize("folders", [10, PARALLEL_WALK_MIN_FOLDERS * 3 // 2])
 def test_a_tree_gives_each_file_once_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folders: int
 ) -> None:
