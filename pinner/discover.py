@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
+from pinner.limits import PARALLEL_WALK_MIN_FOLDERS
 from pinner.scan.kinds import KUSTOMIZATION_NAMES, is_yaml
 
 PATTERNS = (
@@ -63,28 +64,60 @@ def _below(folder: str) -> Iterator[str]:
     yield from _walk(os.path.normpath(folder))
 
 
-def _walk(folder: str) -> Iterator[str]:
+def _walk(folder: str) -> list[str]:
     """The wanted regular files below *folder*, skipping .git, in no particular order (expand
-    sorts them). scandir's entries know their type without a stat (but for links, which
-    is_file follows). A list of folders to read, not recursion: a file found 3 levels down
-    is not passed up through 3 generators (a tree of 10,000 Dockerfiles notices)."""
-    wanted = _wanted
+    sorts them). A list of folders to read, not recursion: a file found 3 levels down is not
+    passed up through 3 generators (a tree of 10,000 Dockerfiles notices). Past
+    PARALLEL_WALK_MIN_FOLDERS folders, those left to read are shared out between processes
+    (pinner.parallel): a big tree is walked on every core, a repository's in this one."""
+    found: list[str] = []
     folders = [folder]
-    while folders:
+    for _ in range(PARALLEL_WALK_MIN_FOLDERS):
+        if not folders:
+            break
+        _read_folder(folders.pop(), found, folders)
+    else:
+        if folders:
+            from pinner.parallel import map_chunks, usable_processes
+
+            processes = usable_processes()
+            if processes > 1:
+                for part in map_chunks(_walk_all, folders, processes):
+                    found += part
+                folders = []
+            found += _walk_all(folders)
+    # "./Dockerfile" is "Dockerfile": all that normpath would change below a normal folder.
+    return [path[2:] for path in found] if folder == "." else found
+
+
+def _walk_all(folders: Sequence[str]) -> list[str]:
+    """The wanted regular files below each of *folders*, walked in this process."""
+    found: list[str] = []
+    left = list(folders)
+    while left:
+        _read_folder(left.pop(), found, left)
+    return found
+
+
+def _read_folder(folder: str, found: list[str], folders: list[str]) -> None:
+    """Add the wanted regular files of *folder* to *found*, and its folders but .git to
+    *folders*. scandir's entries know their type without a stat (but for links, which is_file
+    follows)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return  # unreadable: os.walk passed over such folders too
+    wanted = _wanted
+    for entry in entries:
+        if entry.name == ".git":
+            continue
         try:
-            entries = list(os.scandir(folders.pop()))
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif wanted(entry.name) and entry.is_file():
+                found.append(entry.path)
         except OSError:
-            continue  # unreadable: os.walk passed over such folders too
-        for entry in entries:
-            if entry.name == ".git":
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.path)
-                elif wanted(entry.name) and entry.is_file():
-                    yield os.path.normpath(entry.path)  # "./Dockerfile" is "Dockerfile"
-            except OSError:
-                continue
+            continue
 
 
 def _git_files(folder: str) -> list[str] | None:

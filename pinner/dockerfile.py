@@ -27,8 +27,10 @@ so a line that does not is a whole instruction whose characters are consecutive 
 its words are split with one regular expression. A heredoc opens only at a word that matches
 ``reHeredoc``, which holds ``<<``, so only a line with ``<<`` is searched for one. And only the
 instructions that can name an image (``FROM``, ``ARG``, and the flags of ``COPY``, ``ADD``,
-``RUN``) are split into words at all. :func:`scan_exact` reads every line the exact way; the
-tests check that both give the same result.
+``RUN``, and these only when a ``--`` flag follows the keyword) are split into words at all; a
+line that continues is joined as text, and the offset of each character listed only for those.
+:func:`scan_exact` reads every line the exact way; the tests check that both give the same
+result.
 
 The scanner never writes; see :mod:`pinner.rewrite`.
 """
@@ -38,7 +40,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 from pinner.errors import ReferenceError_
@@ -77,6 +79,9 @@ _REFUSED = "; docker build refuses it too"
 
 
 # A NamedTuple, not a frozen dataclass: one is made per word, and a tuple is made ~3x faster.
+_new = tuple.__new__
+
+
 class _Word(NamedTuple):
     text: str
     # A range when the word is on one line (slicing it is cheap), a tuple when a line
@@ -169,11 +174,6 @@ def _continues(content: str, escape: str) -> int | None:
     return None
 
 
-def _keyword(logical: str) -> str:
-    """The first word of an instruction, upper case; empty when there is none."""
-    return logical.lstrip(_BLANKS).split(" ", 1)[0].split("\t", 1)[0].upper()
-
-
 def _words(logical: str, offsets: Sequence[int], *, flags_only: bool) -> list[_Word]:
     """The words after the keyword of *logical*, whose characters are at *offsets*.
 
@@ -184,10 +184,12 @@ def _words(logical: str, offsets: Sequence[int], *, flags_only: bool) -> list[_W
     matches = _WORD_RE.finditer(logical)
     next(matches)  # the keyword
     for match in matches:
-        word = match.group()
+        start, end = match.span()
+        word = logical[start:end]
         if flags_only and not word.startswith("--"):
             break
-        words.append(_Word(word, offsets[match.start() : match.end()]))
+        # tuple.__new__: a _Word without the call of its Python __new__ (a scan's hot loop).
+        words.append(_new(_Word, (word, offsets[start:end])))
     return words
 
 
@@ -277,10 +279,10 @@ def _instructions(
         escape = _directives(contents)[0]
     index = 0
     total = len(contents)
+    starts = lines.starts
     ignore_next = False
     while index < total:
         content = contents[index]
-        base = lines.starts[index] + (first if index == 0 else 0)
         index += 1
         # BuildKit trims an instruction's first line, and tests for a comment, with Go's
         # unicode.IsSpace (trimLeadingWhitespace, isComment): a no-break space counts.
@@ -291,29 +293,34 @@ def _instructions(
         if stripped[0] == "#":
             ignore_next = _IGNORE_RE.fullmatch(stripped.rstrip(_BLANKS)) is not None
             continue
-        lead = len(content) - len(stripped)
         if not exact and not stripped.rstrip(_BLANKS).endswith(escape):
             # No continuation: the instruction is this line, its characters consecutive. The
-            # common line, so _keyword inlined (the line starts with no blank) and nothing
-            # more done for an instruction the scanner does not read.
-            keyword = stripped.split(" ", 1)[0].split("\t", 1)[0].upper()
-            if keyword in _READ_INSTRUCTIONS:
-                at = range(base + lead, base + len(content))
+            # common line: nothing more done for an instruction the scanner does not read.
+            raw = stripped.split(" ", 1)[0].split("\t", 1)[0]
+            keyword = raw.upper()
+            # Of COPY, ADD and RUN only the flags are read: without any, nothing is.
+            if keyword in _READ_INSTRUCTIONS and (
+                keyword not in _FLAGS_ONLY or _flagged(stripped[len(raw) :])
+            ):
+                base = starts[index - 1] + (first if index == 1 else 0)
+                at = range(base + len(content) - len(stripped), base + len(content))
                 words = _words(stripped, at, flags_only=keyword in _FLAGS_ONLY)
-                yield _Instruction(keyword, words, index, ignore_next)
+                yield _new(_Instruction, (keyword, words, index, ignore_next))
             ignore_next = False
             if "<<" in stripped:  # a heredoc marker is a shell word with "<<" in it
                 index = _skip_heredocs(contents, index, _heredocs(stripped, escape))
             continue
         start_line = index
-        chars: list[str] = []
-        offsets: list[int] = []
-        part, part_base = content[lead:], base + lead
+        # Each line's part of the instruction, and the offset where it starts.
+        bodies: list[str] = []
+        body_starts: list[int] = []
+        lead = len(content) - len(stripped)
+        part, part_base = stripped, starts[index - 1] + (first if index == 1 else 0) + lead
         while True:
             cut = _continues(part, escape)
             body = part if cut is None else part[:cut]
-            chars.extend(body)
-            offsets.extend(range(part_base, part_base + len(body)))
+            bodies.append(body)
+            body_starts.append(part_base)
             if cut is None or index >= total:
                 break
             # Continuation: skip comment and empty lines, keep leading blanks.
@@ -323,26 +330,44 @@ def _instructions(
                 index += 1
             if index >= total:
                 break
-            part, part_base = contents[index], lines.starts[index]
+            part, part_base = contents[index], starts[index]
             index += 1
-        logical, continued = "".join(chars), tuple(offsets)
+        logical = "".join(bodies)
         if exact:
-            words = _split_words(logical, offsets)
+            words = _split_words(logical, _joined(bodies, body_starts))
             if not words:
                 continue
             yield _Instruction(words[0].text.upper(), words[1:], start_line, ignore_next)
             ignore_next = False
             index = _skip_heredocs(contents, index, _heredocs(logical, escape))
             continue
-        keyword = _keyword(logical)
+        raw = logical.lstrip(_BLANKS).split(" ", 1)[0].split("\t", 1)[0]
+        keyword = raw.upper()
         if not keyword:
             continue  # only escapes and blanks: no instruction, as no words in the exact path
-        if keyword in _READ_INSTRUCTIONS:
+        if keyword in _READ_INSTRUCTIONS and (
+            keyword not in _FLAGS_ONLY or _flagged(logical.lstrip(_BLANKS)[len(raw) :])
+        ):
+            # The offset of each character, only for an instruction whose words are read.
+            continued = tuple(_joined(bodies, body_starts))
             words = _words(logical, continued, flags_only=keyword in _FLAGS_ONLY)
-            yield _Instruction(keyword, words, start_line, ignore_next)
+            yield _new(_Instruction, (keyword, words, start_line, ignore_next))
         ignore_next = False
         if "<<" in logical:  # a heredoc marker is a shell word with "<<" in it
             index = _skip_heredocs(contents, index, _heredocs(logical, escape))
+
+
+def _flagged(arguments: str) -> bool:
+    """Whether the words after an instruction's keyword start with a ``--`` flag."""
+    return arguments.lstrip(_BLANKS).startswith("--")
+
+
+def _joined(bodies: list[str], starts: list[int]) -> list[int]:
+    """The offset of each character of ``"".join(bodies)``, body *i* starting at *starts[i]*."""
+    offsets: list[int] = []
+    for body, start in zip(bodies, starts, strict=True):
+        offsets.extend(range(start, start + len(body)))
+    return offsets
 
 
 def _skip_heredocs(contents: list[str], index: int, heredocs: list[tuple[str, bool]]) -> int:
@@ -442,18 +467,10 @@ class _Scanner:
                 _, rest = _flags(instruction.words)
                 if len(rest) == 3 and rest[1].text.lower() == "as":
                     self.all_stages.add(rest[2].text.lower())
-        handlers = {
-            "FROM": self._on_from,
-            "ARG": self._on_arg,
-            "COPY": self._on_copy,
-            "ADD": self._on_add,
-            "RUN": self._on_run,
-        }
+        handlers, other = _HANDLERS, _Scanner._on_other
         for instruction in instructions:
             self._ignored = instruction.ignored
-            handler = handlers.get(instruction.keyword)
-            if handler is not None:
-                handler(instruction)
+            handlers.get(instruction.keyword, other)(self, instruction)
         return Scan(tuple(self.found), tuple(self.skipped))
 
     def _syntax(self) -> None:
@@ -613,6 +630,9 @@ class _Scanner:
                 reason = f"ADD has no --from flag{_REFUSED}: use COPY --from"
                 self.skipped.append(Skipped(flag.text, line, "ADD", reason, malformed=True))
 
+    def _on_other(self, instruction: _Instruction) -> None:
+        pass  # ENV, WORKDIR...: the exact path yields every instruction, and none names an image
+
     def _on_run(self, instruction: _Instruction) -> None:
         flags, _ = _flags(instruction.words)
         for flag in flags:
@@ -620,6 +640,17 @@ class _Scanner:
             source = _mount_from(mount) if mount is not None else None
             if source is not None and source.text:
                 self._image(source, "RUN --mount", self._line(source, instruction.line))
+
+
+# What reads each instruction that can name an image: one dict for every file, not bound
+# methods made for each.
+_HANDLERS: dict[str, Callable[[_Scanner, _Instruction], None]] = {
+    "FROM": _Scanner._on_from,
+    "ARG": _Scanner._on_arg,
+    "COPY": _Scanner._on_copy,
+    "ADD": _Scanner._on_add,
+    "RUN": _Scanner._on_run,
+}
 
 
 def scan(text: str) -> Scan:

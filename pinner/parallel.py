@@ -2,14 +2,17 @@
 
 The offline ``pin --check`` of a big tree is CPU work in pure Python (reading and scanning
 each file), so one process uses one core. Above a number of files where it pays for itself
-(``PARALLEL_CHECK_MIN_FILES``), the files are cut into contiguous slices: this process works
-on the first, a forked child on each other one, and each child sends its results back
-pickled through a pipe. fork, not spawn: a child starts with pin already imported and the
-work already defined, for a few milliseconds instead of a new interpreter's start-up.
+(``PARALLEL_CHECK_MIN_FILES``), the files are cut into small consecutive chunks, and this
+process and a forked child per other core each take the next chunk nobody has taken yet,
+until none is left: a process that gets less of the machine (a shared CI runner, a laptop
+on battery) takes fewer chunks instead of holding up the others. Each child sends its
+results back pickled through a pipe, once it has no more to do. fork, not spawn: a child
+starts with pin already imported and the work already defined, for a few milliseconds
+instead of a new interpreter's start-up.
 
 Best effort and invisible: where fork is missing or unsafe (another thread is running, as in
-a test runner), or a child fails in any way, its slice is worked on here instead, so the
-results, and any error, are the same as without it.
+a test runner), or a child fails in any way, the chunks it took are worked on here instead,
+so the results, and any error, are the same as without it.
 """
 
 from __future__ import annotations
@@ -19,48 +22,74 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from pinner.limits import PARALLEL_CHECK_MAX_PROCESSES
+from pinner.limits import PARALLEL_CHECK_CHUNKS_PER_PROCESS, PARALLEL_CHECK_MAX_PROCESSES
 
 T = TypeVar("T")
 R = TypeVar("R")
 # A forked child: (pid, read end of its pipe), or None: none could be forked.
 _Child = tuple[int, int] | None
+# The queue of chunks holds each chunk's number as one byte: a read of one byte takes one
+# whole number, whatever the other processes read at the same moment.
+_MAX_CHUNKS = 255
 
 
 def processes_for(items: int, threshold: int) -> int:
     """How many processes (this one included) are worth using for *items* items."""
-    if items < threshold or not hasattr(os, "fork") or threading.active_count() > 1:
+    if items < threshold:
+        return 1
+    return max(1, min(usable_processes(), items // max(1, threshold // 2)))
+
+
+def usable_processes() -> int:
+    """One a core, at most PARALLEL_CHECK_MAX_PROCESSES; 1 where fork is missing or unsafe."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, PARALLEL_CHECK_MAX_PROCESSES, items // max(1, threshold // 2)))
+    return max(1, min(cores, PARALLEL_CHECK_MAX_PROCESSES))
 
 
-def map_slices(work: Callable[[Sequence[T]], R], items: Sequence[T], processes: int) -> list[R]:
-    """``work(slice)`` for *processes* contiguous slices of *items*, in order."""
-    size = -(-len(items) // max(1, processes))
-    slices = [items[i : i + size] for i in range(0, len(items), size)] or [items]
-    children = [_fork(work, part) for part in slices[1:]]
+def map_chunks(work: Callable[[Sequence[T]], R], items: Sequence[T], processes: int) -> list[R]:
+    """``work(chunk)`` for consecutive chunks of *items*, in order, shared out between this
+    process and ``processes - 1`` forked children as each becomes free."""
+    count = max(1, min(_MAX_CHUNKS, processes * PARALLEL_CHECK_CHUNKS_PER_PROCESS, len(items)))
+    size = max(1, -(-len(items) // count))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)] or [items]
+    # The queue: a pipe holding every chunk's number, its write end closed, so that a read
+    # past the last number answers "no more" (b"") in every process. 255 bytes always fit.
+    queue, fill = os.pipe()
     try:
-        results = [work(slices[0])]
-        for index, part in enumerate(slices[1:]):
-            child, children[index] = children[index], None  # reaped by _collect, whatever it says
-            sent = _collect(child)
-            results.append(work(part) if sent is _FAILED else sent)  # type: ignore[arg-type]
-        return results
+        os.write(fill, bytes(range(len(chunks))))
     finally:
+        os.close(fill)
+    children: list[_Child] = []
+    try:
+        children = [_fork(work, chunks, queue) for _ in range(processes - 1)]
+        done = _take(work, chunks, queue)
+        for index, child in enumerate(children):
+            children[index] = None  # reaped by _collect, whatever it says
+            done.update(_collect(child))
+        # What a failed child had taken, or no child could take.
+        return [done[i] if i in done else work(chunk) for i, chunk in enumerate(chunks)]
+    finally:
+        os.close(queue)
         for child in children:
             _end(child)  # interrupted: stop those still running
 
 
-_FAILED = object()
+def _take(work: Callable[[Sequence[T]], R], chunks: list[Sequence[T]], queue: int) -> dict[int, R]:
+    """``work`` for each chunk taken from *queue*, until it is empty: {chunk number: result}."""
+    done: dict[int, R] = {}
+    while taken := os.read(queue, 1):
+        done[taken[0]] = work(chunks[taken[0]])
+    return done
 
 
-def _fork(work: Callable[[Sequence[T]], R], part: Sequence[T]) -> _Child:
+def _fork(work: Callable[[Sequence[T]], R], chunks: list[Sequence[T]], queue: int) -> _Child:
     read, write = os.pipe()
     try:
         pid = os.fork()
@@ -75,7 +104,9 @@ def _fork(work: Callable[[Sequence[T]], R], part: Sequence[T]) -> _Child:
             # A signal ends a child at once; the parent says what it means (pinner.signals).
             for each in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(each, signal.SIG_DFL)
-            data = pickle.dumps(work(part), protocol=pickle.HIGHEST_PROTOCOL)
+            # Sent once all is done: the parent reads only when it has no more to do, and a
+            # child blocked on a full pipe in the middle would take no more chunks.
+            data = pickle.dumps(_take(work, chunks, queue), protocol=pickle.HIGHEST_PROTOCOL)
             view = memoryview(data)
             while view:
                 view = view[os.write(write, view) :]
@@ -86,10 +117,10 @@ def _fork(work: Callable[[Sequence[T]], R], part: Sequence[T]) -> _Child:
     return pid, read
 
 
-def _collect(child: _Child) -> object:
-    """What the child sent, or _FAILED."""
+def _collect(child: _Child) -> dict[int, Any]:
+    """What the child sent, {chunk number: result}; nothing if it failed."""
     if child is None:
-        return _FAILED
+        return {}
     pid, read = child
     chunks = []
     try:
@@ -99,11 +130,12 @@ def _collect(child: _Child) -> object:
         _, status = os.waitpid(pid, 0)
         os.close(read)
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        return _FAILED
+        return {}
     try:
-        return pickle.loads(b"".join(chunks))
+        sent = pickle.loads(b"".join(chunks))
     except Exception:
-        return _FAILED
+        return {}
+    return sent if isinstance(sent, dict) else {}
 
 
 def _end(child: _Child) -> None:

@@ -90,13 +90,18 @@ class Report:
         self.fix = "pin"  # the command that makes a failed --check pass (the CLI sets it)
         self.sbom = False  # --changes: each reference in --json says what changed, or why not
 
+    def _notable(self) -> list[Entry]:
+        """Every entry but the pins left as they are and not audited: all that the summary
+        and the exit code are about, in one pass over a tree's (mostly such) entries."""
+        return [e for e in self.entries if e.action != "unchanged" or e.audited]
+
     @property
     def changes(self) -> list[Entry]:
-        return [e for e in self.entries if e.changes]
+        return [e for e in self._notable() if e.action in _CHANGES]
 
     @property
     def findings(self) -> list[Entry]:
-        return [e for e in self.entries if e.action in _FINDINGS]
+        return [e for e in self._notable() if e.action in _FINDINGS]
 
     @property
     def changed_paths(self) -> list[str]:
@@ -108,7 +113,8 @@ class Report:
             return 128 + self.interrupted  # as a shell reports a process a signal ended
         if self.errors:
             return 2
-        if self.findings or (self.check and self.changes):
+        notable = self._notable()
+        if any(e.action in _FINDINGS or (self.check and e.action in _CHANGES) for e in notable):
             return 1
         return 0
 
@@ -132,10 +138,12 @@ class Report:
                 lines.append("pin: nothing was written")
             return lines
         hypothetical = self.check or not self.written
-        changes = self.changes
+        notable = self._notable()
+        changes = [e for e in notable if e.action in _CHANGES]
+        findings = [e for e in notable if e.action in _FINDINGS]
         if quiet:
             failed = [_describe(e, hypothetical) for e in changes] if self.check else []
-            return failed + [_finding(e) for e in self.findings] + warnings + stopped
+            return failed + [_finding(e) for e in findings] + warnings + stopped
         if len(changes) <= GROUP_OVER:
             lines = [_describe(e, hypothetical) for e in changes]
         else:
@@ -143,20 +151,20 @@ class Report:
         # --verify and --max-age: every pin they looked at, with its build date and age.
         lines += [
             _finding(e)
-            for e in self.entries
+            for e in notable
             if e.action in _FINDINGS or (e.action == "unchanged" and e.audited)
         ]
         lines += [
             f"{e.file}:{e.line}: skipped {e.image}: {e.reason}"
-            for e in self.entries
+            for e in notable
             if e.action == "skipped"
         ]
         lines += warnings
-        count, files = len(self.changes), len(self.changed_paths)
-        audited = [e for e in self.entries if e.audited]
-        if self.findings:
+        count, files = len(changes), len({e.file for e in changes})
+        audited = [e for e in notable if e.audited]
+        if findings:
             lines.append(
-                f"pin: {_plural(len(self.findings), 'pin')} of {len(audited)} failed the checks"
+                f"pin: {_plural(len(findings), 'pin')} of {len(audited)} failed the checks"
             )
         elif audited:
             lines.append(f"pin: {_plural(len(audited), 'pin')} checked, all good")
@@ -204,7 +212,7 @@ class Report:
         """GitHub Actions workflow commands that put each finding on its line in a PR."""
         lines = [f"::error title=pin::{_escape(message)}" for message in self.errors]
         lines += [f"::warning title=pin::{_escape(message)}" for message in self.warnings]
-        for entry in self.entries:
+        for entry in self._notable():
             if entry.changes and self.check:
                 message = (
                     f"{entry.image} is not pinned"

@@ -40,6 +40,8 @@ def is_yaml(name: str) -> bool:
 def kind_of(path: str) -> Kind:
     """The kind of file *path* is read as, from its name alone."""
     name = os.path.basename(path)
+    if not is_yaml(name):  # every kind but the Dockerfile is YAML, named *.y*ml but this one
+        return "kustomize" if name == "Kustomization" else "dockerfile"
     if _COMPOSE_RE.fullmatch(name):
         return "compose"
     if name == ".gitlab-ci.yml":
