@@ -446,9 +446,17 @@ def test_a_build_an_hour_ahead_is_within_clock_skew(cgr: FakeRegistry, dockerfil
 
 
 @pytest.mark.parametrize(
-    "stamp", [" 2023-05-12T20:50:19Z", "2023-05-12T20:50:19Z\n", "2023-05-12T20:50:19Z\t"]
+    "stamp",
+    [
+        " 2023-05-12T20:50:19Z",
+        "2023-05-12T20:50:19Z\n",
+        "2023-05-12T20:50:19Z\t",
+        "2023-02-29T20:50:19Z",  # a day that does not exist
+        "2023-04-31T20:50:19Z",
+        "0000-01-01T00:00:00Z",
+    ],
 )
-def test_a_padded_timestamp_from_the_registry_is_refused(
+def test_a_padded_or_impossible_timestamp_from_the_registry_is_refused(
     cgr: FakeRegistry, dockerfile: Path, stamp: str
 ) -> None:
     cgr.add_history("chainguard/python", "latest", [(stamp, f"sha256:{'9' * 64}")])
