@@ -7,8 +7,8 @@ Each figure is the median wall time of several runs of the installed ``pin`` and
 (``pip install pindock``, a Go pinner; "n/a" where it is not installed), against
 
 - the floor: start-up (``python -c pass``, measured in this run) plus the round trips that
-  cannot overlap at the injected latency. ``pin --version`` is printed too: start-up is most
-  of the offline figures;
+  cannot overlap at the injected latency. ``pin --version`` is printed too: typer's start-up,
+  which --version, --help and unusual command lines pay and a plain one does not (pinner.cli);
 - pindock doing the same job. It pins through the manifest endpoint (cgr.dev's tag history is
   pin's own), so against the fake cgr.dev it names the registry by its loopback address, which
   it reaches over plain http as Docker does; pin is sent there with ``--mirror``.
