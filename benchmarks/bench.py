@@ -34,12 +34,10 @@ import functools
 import hashlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakeregistry import running_registry
+from tests.relay import Relay
 
 TIMEOUT = 300  # seconds, for any one command
 LOOPBACK = "127.0.0.1"
@@ -233,67 +232,6 @@ def p1(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
     return Figure(name, times.pin, times.pindock, floor, "1.6x floor", "1.3x floor")
 
 
-class LatencyProxy:
-    """A TCP proxy on loopback that forwards each chunk a client sends *latency* seconds late.
-
-    HTTP/1.1 requests on a connection are not pipelined, so each request arrives that much
-    later: one injected round trip per request, as to a far registry.
-    """
-
-    def __init__(self, upstream: tuple[str, int], latency: float) -> None:
-        self.upstream = upstream
-        self.latency = latency
-        self.server = socket.create_server((LOOPBACK, 0))
-        self.server.settimeout(0.2)
-        self.port = self.server.getsockname()[1]
-        self.stopping = threading.Event()
-        self.threads: list[threading.Thread] = []
-
-    def __enter__(self) -> LatencyProxy:
-        self._start(self._accept)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        for thread in list(self.threads):
-            thread.join(timeout=5)
-        self.server.close()
-
-    def _start(self, target: Callable[..., None], *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self.threads.append(thread)
-        thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                client, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            upstream = socket.create_connection(self.upstream, timeout=10)
-            for sock in (client, upstream):
-                sock.settimeout(0.2)
-            self._start(self._pump, client, upstream, self.latency)
-            self._start(self._pump, upstream, client, 0.0)
-
-    def _pump(self, source: socket.socket, sink: socket.socket, delay: float) -> None:
-        with contextlib.suppress(OSError):
-            while not self.stopping.is_set():
-                try:
-                    data = source.recv(65536)
-                except TimeoutError:
-                    continue
-                if not data:
-                    break
-                if delay:
-                    time.sleep(delay)
-                sink.sendall(data)
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
 @contextlib.contextmanager
 def distribution(folder: Path, sizes: Sizes) -> Iterator[str | None]:
     """The URL of a running ``docker-registry``, or None when it is not installed."""
@@ -315,7 +253,7 @@ def p3(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
             print("P3: docker-registry is not installed (apt-get install -y docker-registry)")
             return Figure(name, float("nan"), None, None, "0.6x pindock", "0.5x pindock")
         port = int(url.rsplit(":", 1)[1])
-        with LatencyProxy((LOOPBACK, port), sizes.p3_latency) as proxy:
+        with Relay((LOOPBACK, port), sizes.p3_latency) as proxy:
             unique = [f"{repo}:{tag}" for repo, tag in images(sizes)]
             refs = [unique[i % len(unique)] for i in range(sizes.p3_files)]
             files = folder / "p3"

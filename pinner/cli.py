@@ -39,8 +39,12 @@ _FLAGS: dict[str, tuple[str, bool]] = {
     "--color": ("color", True),
     "--no-color": ("color", False),
 }
-_VALUES = {"--before": "before", "--max-age": "max_age", "--timeout": "timeout"}
-_VALUES |= {"--platform": "platform"}
+_VALUES = {
+    "--before": "before",
+    "--max-age": "max_age",
+    "--timeout": "timeout",
+    "--platform": "platform",
+}
 _LISTS = {"--mirror": "mirror", "--only": "only", "--exclude": "exclude"}
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pinner.errors import PinError, UsageError
 from pinner.limits import MAX_TIMEOUT, MIN_TIMEOUT, REQUEST_TIMEOUT
-from pinner.pipeline import STDIN, Options, run
+from pinner.pipeline import STDIN, Log, Options, Progress, run
 from pinner.registries import mirrors_from
 from pinner.report import Report, unified_diff
 from pinner.signals import Interrupted, interrupting
@@ -155,94 +155,29 @@ class _ProgressBar:
 
 def execute(invocation: Invocation) -> int:
     """Run pin as *invocation* asks; print its output; return its exit code."""
-    (
-        paths,
-        check,
-        diff,
-        update,
-        before,
-        digest_only,
-        verify,
-        max_age,
-        history,
-        limit,
-        json_output,
-        changes,
-        mirror,
-        only,
-        exclude,
-        skip_no_history,
-        platform,
-        timeout,
-        verbose,
-        quiet,
-        color,
-        given,
-    ) = invocation
-    colour = _colour(color, sys.stderr)  # for errors; _print decides per stream
-    progress = _ProgressBar() if sys.stderr.isatty() and not verbose else None
+    colour = _colour(invocation.color, sys.stderr)  # for errors; _print decides per stream
+    progress = _ProgressBar() if sys.stderr.isatty() and not invocation.verbose else None
     report: Report | None = None
-
-    def log(message: str) -> None:
-        _err(message)
-
     with interrupting():
         try:
             try:
-                configured = _configured(given)
-                mirror = configured.get("mirror", mirror)
-                only = configured.get("only", only)
-                exclude = configured.get("exclude", exclude)
-                digest_only = configured.get("digest_only", digest_only)
-                skip_no_history = configured.get("skip_no_history", skip_no_history)
-                timeout = configured.get("timeout", timeout)
-                platform = configured.get("platform", platform)
-                if (verify or max_age) and (update or before):
-                    raise UsageError(
-                        "--verify and --max-age check existing pins; not with --update or --before"
-                    )
-                if STDIN in paths and (len(paths) > 1 or json_output):
-                    raise UsageError(
-                        "- reads a Dockerfile on standard input and prints it pinned: give it"
-                        " alone, without --json"
-                    )
-                files = _paths(list(paths) or ["."]) if history is None else ()
-                options = Options(
-                    paths=files,
-                    searched=frozenset(files) - set(paths),
-                    update=update,
-                    cutoff=parse_when(before) if before is not None else None,
-                    check=check,
-                    diff=diff,
-                    digest_only=digest_only,
-                    verify=verify,
-                    max_age=parse_duration(max_age, "--max-age") if max_age is not None else None,
-                    mirrors=mirrors_from(mirror),
-                    only=_prefixes(only, "--only"),
-                    exclude=_prefixes(exclude, "--exclude"),
-                    skip_no_history=skip_no_history,
-                    changes=changes,
-                    # Read here, not by click: "nan" and "inf" pass click's float range, and a
-                    # usage error of ours gets a --json document. The config file gives a number.
-                    timeout=parse_timeout(str(timeout), MIN_TIMEOUT, MAX_TIMEOUT),
-                    platform=_platform(platform),
-                    log=log if verbose else None,
-                    progress=progress,
-                )
-                if history is not None:
-                    if paths:
+                # The configuration file's keys are Invocation's names (pinner.config).
+                asked = invocation._replace(**_configured(invocation.given))
+                options = _options(asked, progress, _err)
+                if asked.history is not None:
+                    if asked.paths:
                         raise UsageError("--history takes an image, not files")
-                    _show_history(history, options, limit, json_output)
+                    _show_history(asked.history, options, asked.limit, asked.json_output)
                     return 0
             except PinError as e:
-                if json_output and history is None:
+                if invocation.json_output and invocation.history is None:
                     _echo(Report(errors=[str(e)]).to_json())  # scripts always get a document
                 _err(f"error: {e}", fg="red", colour=colour)
                 return 2
             try:
                 report = run(options)
             except Exception as e:  # a bug in pin: one line for the user, the traceback with -v
-                if verbose:
+                if invocation.verbose:
                     raise
                 _err(
                     f"error: internal error: {type(e).__name__}: {e} (nothing was written;"
@@ -257,10 +192,16 @@ def execute(invocation: Invocation) -> int:
             # What makes a failed --check pass: the same run without it.
             report.fix = (
                 "pin"
-                + (" --update" if update else "")
-                + (f" --before {before}" if before is not None else "")
+                + (" --update" if asked.update else "")
+                + (f" --before {asked.before}" if asked.before is not None else "")
             )
-            _print(report, diff=diff, json_output=json_output, colour=color, quiet=quiet)
+            _print(
+                report,
+                diff=asked.diff,
+                json_output=asked.json_output,
+                colour=asked.color,
+                quiet=asked.quiet,
+            )
         except KeyboardInterrupt as e:
             # Exit 128 + the signal's number as a shell reports it (130 for Ctrl-C), not
             # click's 1, which means "--check found changes". pinner.write renames a set of
@@ -269,8 +210,8 @@ def execute(invocation: Invocation) -> int:
             # After SIGHUP the terminal may be gone: the exit code still says what happened.
             with contextlib.suppress(OSError):
                 if report is None:
-                    report = Report(check=check, interrupted=signum)
-                    if json_output and history is None:
+                    report = Report(check=invocation.check, interrupted=signum)
+                    if invocation.json_output and invocation.history is None:
                         _echo(report.to_json())
                     for line in report.summary():
                         _err(line)
@@ -279,6 +220,43 @@ def execute(invocation: Invocation) -> int:
                     _err(f"pin: interrupted ({signal.Signals(signum).name}); {done}")
             return 128 + signum
     return report.exit_code
+
+
+def _options(asked: Invocation, progress: Progress | None, log: Log) -> Options:
+    """The pipeline's options for what was *asked*, the configuration file's defaults in;
+    UsageError for a value that cannot be read."""
+    if (asked.verify or asked.max_age) and (asked.update or asked.before):
+        raise UsageError(
+            "--verify and --max-age check existing pins; not with --update or --before"
+        )
+    if STDIN in asked.paths and (len(asked.paths) > 1 or asked.json_output):
+        raise UsageError(
+            "- reads a Dockerfile on standard input and prints it pinned: give it"
+            " alone, without --json"
+        )
+    files = _paths(list(asked.paths) or ["."]) if asked.history is None else ()
+    return Options(
+        paths=files,
+        searched=frozenset(files) - set(asked.paths),
+        update=asked.update,
+        cutoff=parse_when(asked.before) if asked.before is not None else None,
+        check=asked.check,
+        diff=asked.diff,
+        digest_only=asked.digest_only,
+        verify=asked.verify,
+        max_age=None if asked.max_age is None else parse_duration(asked.max_age, "--max-age"),
+        mirrors=mirrors_from(asked.mirror),
+        only=_prefixes(asked.only, "--only"),
+        exclude=_prefixes(asked.exclude, "--exclude"),
+        skip_no_history=asked.skip_no_history,
+        changes=asked.changes,
+        # Read here, not by click: "nan" and "inf" pass click's float range, and a usage
+        # error of ours gets a --json document. The config file gives a number.
+        timeout=parse_timeout(str(asked.timeout), MIN_TIMEOUT, MAX_TIMEOUT),
+        platform=_platform(asked.platform),
+        log=log if asked.verbose else None,
+        progress=progress,
+    )
 
 
 def _prefixes(texts: Sequence[str] | None, option: str) -> tuple[Prefix, ...]:

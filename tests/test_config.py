@@ -86,3 +86,12 @@ def test_a_bad_setting_is_one_line_naming_the_file_and_key(
     assert message in error
     assert ran.stderr.splitlines()[0] == f"error: {error}"
     assert "Traceback" not in ran.stderr
+
+
+def test_every_setting_of_the_file_is_a_value_of_the_command_line() -> None:
+    """pinner.command puts the file's settings in place of the command line's defaults by
+    name: one that named no option would stop every run in that folder."""
+    from pinner.command import Invocation
+    from pinner.config import _KEYS
+
+    assert {parameter for parameter, _, _ in _KEYS.values()} <= set(Invocation._fields)

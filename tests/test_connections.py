@@ -4,10 +4,6 @@ and never around an environment proxy."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,67 +11,10 @@ import pytest
 
 from tests.conftest import run_pin
 from tests.fakeregistry import FakeRegistry, nightly_digest
+from tests.relay import Relay
 
 TAGS = ("1.25", "1.26")
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-class Listener:
-    """A TCP listener on loopback that counts the connections it accepts, and forwards each
-    to *upstream* (or holds it, answering nothing, when there is none)."""
-
-    def __init__(self, upstream: tuple[str, int] | None = None) -> None:
-        self.upstream = upstream
-        self.accepted = 0
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        self.stopping = threading.Event()
-        self.sockets: list[socket.socket] = []
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def close(self) -> None:
-        self.stopping.set()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in self.threads:
-            thread.join(timeout=5)
-        self.server.close()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                client, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            self.sockets.append(client)
-            if self.upstream is None:
-                continue
-            upstream = socket.create_connection(self.upstream)
-            self.sockets.append(upstream)
-            for source, sink in ((client, upstream), (upstream, client)):
-                thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
-                self.threads.append(thread)
-                thread.start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-
-@contextlib.contextmanager
-def listening(upstream: tuple[str, int] | None = None) -> Iterator[Listener]:
-    listener = Listener(upstream)
-    try:
-        yield listener
-    finally:
-        listener.close()
 
 
 def images(cgr: FakeRegistry, repositories: int) -> list[str]:
@@ -114,7 +53,7 @@ def test_a_registry_gets_at_most_one_connection_per_lookup(
     path = dockerfile(tmp_path, refs)
     host, port = cgr.url.removeprefix("http://").split(":")
     # The token realm is the registry's own URL: only the registry API goes through here.
-    with listening((host, int(port))) as registry:
+    with Relay((host, int(port))) as registry:
         ran = run_pin("--mirror", f"cgr.dev={registry.url}", path)
     assert ran.code == 0, ran.stderr
     assert path.read_text() == pinned(refs)
@@ -129,7 +68,7 @@ def test_no_connection_goes_around_an_environment_proxy(
     # The fake registry reads the absolute URLs a proxy is sent; the registry's own address
     # answers nothing: every request must go through the proxy.
     monkeypatch.setenv("HTTP_PROXY", cgr.url)
-    with listening() as direct:
+    with Relay() as direct:
         ran = run_pin("--mirror", f"cgr.dev={direct.url}", path)
         assert direct.accepted == 0
     assert ran.code == 0, ran.stderr

@@ -23,6 +23,7 @@ there are none. Each blob is read with its own cap and checked against its diges
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pinner.errors import NotFoundError, PinError
@@ -154,11 +155,7 @@ class AttestationReader:
         if not isinstance(entries, list):
             raise SbomError("the referrers answer is not an index")
         found: list[str] = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not is_sha256_digest(str(entry.get("digest"))):
-                continue
-            annotations = entry.get("annotations")
-            kind = _annotated_kind(annotations if isinstance(annotations, dict) else {})
+        for entry, kind in _descriptors(entries):
             artifact = str(entry.get("artifactType", ""))
             # A Sigstore bundle or an in-toto artifact without an annotation may still be one.
             maybe = kind is None and ("sigstore.bundle" in artifact or "in-toto" in artifact)
@@ -206,11 +203,15 @@ def _layers(body: bytes) -> list[_Layer]:
     layers = document.get("layers") if document is not None else None
     if not isinstance(layers, list):
         raise SbomError("the attestation manifest has no layers")
-    found: list[_Layer] = []
-    for layer in layers:
-        if not isinstance(layer, dict) or not is_sha256_digest(str(layer.get("digest"))):
-            continue
-        annotations = layer.get("annotations")
-        kind = _annotated_kind(annotations if isinstance(annotations, dict) else {})
-        found.append(_Layer(str(layer["digest"]), kind, kind is not None))
-    return found
+    return [
+        _Layer(str(layer["digest"]), kind, kind is not None) for layer, kind in _descriptors(layers)
+    ]
+
+
+def _descriptors(entries: list[object]) -> Iterator[tuple[dict[str, object], str | None]]:
+    """Each descriptor of *entries* that names a valid digest, with the SBOM kind its
+    annotations name (None when they name none); the others are passed over."""
+    for entry in entries:
+        if isinstance(entry, dict) and is_sha256_digest(str(entry.get("digest"))):
+            annotations = entry.get("annotations")
+            yield entry, _annotated_kind(annotations if isinstance(annotations, dict) else {})
