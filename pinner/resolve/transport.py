@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import os
 import re
 import socket
 import ssl
@@ -37,6 +36,7 @@ import httpx
 from pinner.errors import RegistryError, UnreachableError
 from pinner.limits import MAX_ERROR_BODY_BYTES, MAX_REDIRECTS
 from pinner.registries import is_loopback
+from pinner.resolve.tls import environment_certificates
 
 # Query parameters: a mapping, or pairs where a name repeats (several scope= of one token).
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -328,21 +328,6 @@ def _unverified(where: str, error: ssl.SSLCertVerificationError, registry: str) 
     return UnreachableError(
         f"the TLS certificate of {where} could not be verified ({reason}){hint}", registry
     )
-
-
-def environment_certificates() -> tuple[ssl.SSLContext | None, str]:
-    """A context from SSL_CERT_FILE and SSL_CERT_DIR, or None and why not ("" if unset)."""
-    cafile = os.environ.get("SSL_CERT_FILE") or None
-    capath = os.environ.get("SSL_CERT_DIR") or None
-    if cafile is None and capath is None:
-        return None, ""
-    try:
-        return ssl.create_default_context(cafile=cafile, capath=capath), ""
-    except ssl.SSLError:
-        why = "it holds no PEM certificate"
-    except OSError as e:
-        why = e.strerror or str(e)
-    return None, f"SSL_CERT_FILE={cafile} was not used: {why}"
 
 
 # -- URLs for people -----------------------------------------------------------------------
