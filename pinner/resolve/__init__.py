@@ -3,7 +3,8 @@
 One module per kind of registry, each a small class with the :class:`Resolver`
 shape. ``chainguard`` reads cgr.dev's tag history; ``distribution`` asks any
 registry that speaks the distribution API for the tag's current manifest digest.
-Nothing in this package is imported on the offline path: it pulls in httpx.
+Nothing in this package is imported on the offline path: most of it pulls in httpx (the
+ping and TLS modules do not: they run while httpx is being imported).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 from pinner.reference import ImageReference
-from pinner.resolve.lean import import_httpx
+from pinner.resolve.lean import leave_out_httpx_cli
 from pinner.timestamps import Cutoff
 
-import_httpx()  # before any module of this package imports httpx (see lean.py)
+leave_out_httpx_cli()  # before any module of this package imports httpx (see lean.py)
 
 
 # The value types of a network run are NamedTuples, not frozen dataclasses: as immutable,
