@@ -53,6 +53,8 @@ class Transport(httpx.AsyncBaseTransport):
         # and the time each may take), then those being opened, not yet taken by a request.
         self._wanted: dict[_Origin, tuple[int, float]] = {}
         self._opening: dict[_Origin, list[asyncio.Task[_Connection | None]]] = {}
+        # Requests connecting themselves, per origin: fewer connections are wanted ahead.
+        self._connecting: dict[_Origin, int] = {}
 
     def preconnect(self, url: str, count: int, timeout: float) -> None:
         """Open *count* connections to the origin of *url* in the background, each within
@@ -63,6 +65,8 @@ class Transport(httpx.AsyncBaseTransport):
 
     def _open_wanted(self, origin: _Origin) -> None:
         count, timeout = self._wanted.pop(origin, (0, 0.0))
+        # Those that went meanwhile (the lookups after a token from another host) have theirs.
+        count -= self._connecting.get(origin, 0)
         opening = self._opening.setdefault(origin, [])
         for _ in range(count):
             task = asyncio.ensure_future(self._open_quietly(origin, timeout))
@@ -72,7 +76,12 @@ class Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         origin = _origin(request.url)
         connection = self._reuse(origin) or await self._opened_ahead(origin)
-        connection = connection or await self._connect(origin)
+        if connection is None:
+            self._connecting[origin] = self._connecting.get(origin, 0) + 1
+            try:
+                connection = await self._connect(origin)
+            finally:
+                self._connecting[origin] -= 1
         try:
             response = await connection.send(request, sent=lambda: self._open_wanted(origin))
         except BaseException:
