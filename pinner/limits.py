@@ -63,6 +63,9 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_HISTORY_PAGE_BYTES = 2 * 1024 * 1024
 #: A token service's answer: a JWT is a few KiB (Docker Hub's ~1-4 KiB, GCR's and ECR's less).
 MAX_TOKEN_BYTES = 64 * 1024
+#: The status line and headers of a registry's answer to its ping (GET /v2/, asked while the
+#: run starts; pinner.resolve.ping): h11's own bound on a head, which the other answers get.
+MAX_PING_HEAD_BYTES = 16 * 1024
 #: An error answer (4xx/5xx) is read only for its distribution error code; the rest is dropped.
 MAX_ERROR_BODY_BYTES = 16 * 1024
 #: An image's config blob, read to learn which platform a pinned manifest is for (--update of

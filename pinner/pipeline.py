@@ -16,6 +16,7 @@ import functools
 import gc
 import operator
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
+    from pinner.resolve.ping import Pings
     from pinner.resolve.platform import Listed, PlatformPins
     from pinner.sbom import Changes
 
@@ -432,21 +434,27 @@ class _Results:
 
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
+    registries = {t.key[0] for t in targets} | {a.found.reference.registry for a in audits}
+    pings = _ping(options, registries)  # first: they go out while asyncio and httpx load
+
     from pinner.signals import run_async
 
-    return run_async(_resolve_async(targets, audits, options))
+    return run_async(_resolve_async(targets, audits, options, registries, pings))
 
 
 async def _resolve_async(
-    targets: list[_Target], audits: list[_Audit], options: Options
+    targets: list[_Target],
+    audits: list[_Audit],
+    options: Options,
+    registries: set[str],
+    pings: Pings | None,
 ) -> _Results:
     import asyncio
 
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.distribution import DistributionResolver
 
-    registries = {t.key[0] for t in targets} | {a.found.reference.registry for a in audits}
-    async with _registry_client(options, registries) as client:
+    async with _registry_client(options, registries, pings) as client:
         # Known up front, so that one token request can cover many repositories.
         wanted = [t.key[:2] for t in targets]
         wanted += [(a.found.reference.registry, a.found.reference.repository) for a in audits]
@@ -532,21 +540,49 @@ def _waiting_on(pending: dict[tuple[str, str], int]) -> str:
     return f"waiting on {len(registries)} registries ({len(pending)} images)"
 
 
+def _ping(options: Options, registries: Iterable[str]) -> Pings | None:
+    """Each registry's GET /v2/, sent now on threads (see pinner.resolve.ping); None when an
+    environment proxy is set, which only httpx's own transport honours."""
+    if _proxied():
+        return None
+    from pinner.registries import base_url
+    from pinner.resolve.ping import Pings
+
+    mirrors = dict(options.mirrors)
+    urls = {registry: base_url(registry, mirrors) for registry in registries}
+    return Pings(urls, timeout=options.timeout, user_agent=_user_agent())
+
+
 @contextlib.asynccontextmanager
 async def _registry_client(
-    options: Options, registries: Iterable[str]
+    options: Options, registries: Iterable[str], pings: Pings | None
 ) -> AsyncIterator[RegistryClient]:
-    """The one RegistryClient of a run, over one pooled HTTP client, for these registries."""
+    """The one RegistryClient of a run, over one pooled HTTP client, for these registries,
+    told what their pings learnt (and closing those still out when it is done)."""
+    try:
+        async with _client(options, registries, pings) as client:
+            yield client
+    finally:
+        if pings is not None:
+            pings.close()
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    options: Options, registries: Iterable[str], pings: Pings | None
+) -> AsyncIterator[RegistryClient]:
     import httpx  # only here: the offline path must not pay for this import
 
     from pinner.registries import base_url
-    from pinner.resolve.client import RegistryClient, trusted_certificates
+    from pinner.resolve.client import RegistryClient
     from pinner.resolve.http11 import Transport
     from pinner.resolve.lean import without_trio
+    from pinner.resolve.tls import trusted_certificates
 
     mirrors = dict(options.mirrors)
     tls = any(base_url(r, mirrors).startswith("https:") for r in registries)
-    verify = trusted_certificates(needed=tls)
+    # The pings' context, if they built one for https (CA bundles are slow to load).
+    verify = pings.certificates() if tls and pings else trusted_certificates(needed=tls)
     # pin's own HTTP/1.1 transport (see http11.py), unless an environment proxy is set: httpx
     # honours HTTPS_PROXY, NO_PROXY and the like only with its own transport (httpcore's).
     transport = None if _proxied() else Transport(verify, keep_alive=options.concurrency)
@@ -574,14 +610,27 @@ async def _registry_client(
             log=options.log,
             timeout=options.timeout,
             preconnect=preconnect,
+            pings=pings.each if pings is not None else None,
         )
 
 
 def _proxied() -> bool:
-    """Whether an environment proxy (HTTPS_PROXY and the like) may carry some request."""
-    import urllib.request  # imported by httpx already (http.cookiejar)
+    """Whether an environment proxy (HTTPS_PROXY and the like) may carry some request.
 
-    return any(scheme != "no" for scheme in urllib.request.getproxies())
+    On Linux, urllib.request.getproxies() (which httpx follows) reads only the environment:
+    any ``<scheme>_proxy`` variable, in either case, but ``no_proxy``. Read here without
+    importing urllib.request (~40 ms, before the pings could go); a variable it would ignore
+    (an empty lower-case one overriding, HTTP_PROXY under CGI) only costs the pings and pin's
+    own transport. macOS and Windows also have system settings: urllib reads them.
+    """
+    if sys.platform in ("darwin", "win32"):
+        import urllib.request
+
+        return any(scheme != "no" for scheme in urllib.request.getproxies())
+    return any(
+        value and name[-6:].lower() == "_proxy" and name.lower() != "no_proxy"
+        for name, value in os.environ.items()
+    )
 
 
 class _Work:
@@ -922,7 +971,7 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
     async def fetch() -> tuple[list[Build], list[Build]]:
         from pinner.resolve.chainguard import ChainguardResolver
 
-        async with _registry_client(options, [CHAINGUARD]) as client:
+        async with _registry_client(options, [CHAINGUARD], pings) as client:
             resolver = ChainguardResolver(client)
             # --changes compares the oldest row shown with the build before it, too.
             wanted = limit + 1 if options.changes else limit
@@ -943,6 +992,8 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
                 return recent, []
             # Where the pin sits needs the whole history: it may be older than any row shown.
             return recent, await resolver.all_builds(reference)
+
+    pings = _ping(options, [CHAINGUARD])  # first: it goes out while asyncio and httpx load
 
     from pinner.signals import run_async
 

@@ -124,7 +124,9 @@ def history_requests(registry: FakeRegistry) -> list[RecordedRequest]:
 
 
 def assert_token_flow(registry: FakeRegistry, token_request: RecordedRequest) -> None:
-    """The credential went to /token only; the API saw only the token /token issued."""
+    """The credential went to /token only; the API saw only the token /token issued; the
+    ping, the first request of all, carried nothing."""
+    assert (registry.requests[0].path, registry.requests[0].authorization) == ("/v2/", None)
     elsewhere = [r for r in registry.requests if r.path != "/token"]
     assert not any((r.authorization or "").startswith("Basic") for r in elsewhere)
     answered = [r for r in history_requests(registry) if r.status == 200]
@@ -485,7 +487,10 @@ def test_a_challenge_from_a_redirect_target_is_not_answered_with_credentials(
         seen_by_other, other_url = other.requests, other.url
     failed(dockerfile, ran, f"redirected to {other_url}, which asks for credentials")
     assert [r.path for r in seen_by_other] == ["/v2/myorg/app/_chainguard/history/1.2"]
-    assert private.requests_to("/token") == []
+    assert all(r.authorization is None for r in seen_by_other)
+    # Only the registry's own challenge (its ping's, at start-up) was answered, at its realm.
+    assert [r.status for r in private.requests if r.path == "/v2/"] == [401]
+    assert len(private.requests_to("/token")) == 1
 
 
 def test_the_identity_token_post_does_not_follow_a_redirect(

@@ -467,7 +467,8 @@ def test_head_is_used_and_each_image_is_asked_for_once(
     assert ran.code == 0, ran.stderr
     assert two.read_text() == f"FROM {image}@{index}\n"
     assert proxy.methods() == ["HEAD"]
-    [(_, _, accept)] = proxy.requests
+    assert proxy.requests[0][:2] == ("GET", "/v2/")  # the ping, while pin started
+    [(_, _, accept)] = proxy.requests[1:]
     assert [t.strip() for t in accept.split(",")] == ACCEPT_ALL  # index types first
 
 

@@ -110,7 +110,8 @@ def test_a_slow_resolution_shows_a_progress_bar_on_a_terminal_only(
     names = [f"chainguard/slow{i}" for i in range(16)]
     for name in names:
         cgr.add_nightly(name, "latest", 2, datetime.now(UTC) - timedelta(days=1))
-    cgr.delay(0.3, times=1000, path_contains="/_chainguard/history/")
+    # Longer than the bar waits before it shows (0.5 s): the 16 lookups go out together.
+    cgr.delay(0.8, times=1000, path_contains="/_chainguard/history/")
     path = tmp_path / "Dockerfile"
     path.write_text("".join(f"FROM cgr.dev/{n}:latest\n" for n in names))
     shown = stderr_on_a_terminal(pin_command, [*mirror(cgr), "--check", "--update", str(path)])

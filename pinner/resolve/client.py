@@ -43,7 +43,6 @@ import base64
 import email.utils
 import random
 import re
-import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
@@ -68,7 +67,6 @@ from pinner.resolve.transport import (
     NetworkFailure,
     Params,
     Reply,
-    environment_certificates,
     exchange,
     origin,
     same_origin,
@@ -76,6 +74,7 @@ from pinner.resolve.transport import (
 
 if TYPE_CHECKING:
     from pinner.credentials import Credential
+    from pinner.resolve.ping import Ping
 
 USER_AGENT = "pinner (+https://pypi.org/project/pinner/)"
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -186,6 +185,8 @@ class RegistryClient:
         timeout: float = REQUEST_TIMEOUT,  # seconds for one whole exchange (see transport)
         # Opens connections ahead to a URL's origin, as many as said (see http11.preconnect).
         preconnect: Callable[[str, int], None] | None = None,
+        # Each registry's GET /v2/, asked while the run started (see pinner.resolve.ping).
+        pings: Mapping[str, Ping] | None = None,
     ) -> None:
         self.http = http
         self.mirrors: Mapping[str, str] = mirrors or {}
@@ -194,6 +195,7 @@ class RegistryClient:
         self.credentials = credentials
         self.timeout = timeout
         self.preconnect = preconnect
+        self.pings: Mapping[str, Ping] = pings or {}
         self._auth: dict[tuple[str, str], str] = {}
         self._creds: dict[tuple[str, str], Credential | None] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -238,18 +240,56 @@ class RegistryClient:
         answered = self._answered.get(registry)
         if answered is None:
             answered = self._answered[registry] = asyncio.Event()
-            if self.preconnect is not None and self._lookups.get(registry, 0) > 1:
-                # The others wait for this answer: their connections can be made meanwhile
-                # (this one's is taken again by one of them).
-                self.preconnect(self.base_url(registry), self._lookups[registry] - 1)
             try:
+                pinged = await self._pinged(registry)
+                lookups = self._lookups.get(registry, 0)
+                # The others wait for this request's answer, or for their tokens: their
+                # connections can be made meanwhile (this one's, or the token request's, is
+                # taken again by one of them). After a 200 they all go at once, each on a
+                # connection of its own.
+                waits = not pinged or registry in self._challenges
+                if self.preconnect is not None and lookups > 1 and waits:
+                    self.preconnect(self.base_url(registry), lookups - 1)
+                if pinged:
+                    answered.set()  # how the registry authenticates is known: all go at once
+                first = None if pinged else answered
                 return await self._request(
-                    method, registry, repository, path, params, headers, body, answered
+                    method, registry, repository, path, params, headers, body, first, pinged
                 )
             finally:
                 answered.set()
         await answered.wait()
         return await self._request(method, registry, repository, path, params, headers, body, None)
+
+    async def _pinged(self, registry: str) -> bool | None:
+        """What the registry's ping (:mod:`pinner.resolve.ping`) told: True if how it
+        authenticates (its challenge is kept, as a 401's would be) or that it does not; False
+        if it timed out (its time was the first request's first attempt); None if there was
+        none, it told nothing, or it failed otherwise (the first request will meet the same
+        failure, and say what it is)."""
+        ping = self.pings.get(registry)
+        if ping is None:
+            return None
+        try:
+            answer = await ping.answer()
+        except OSError as e:
+            late = isinstance(e, TimeoutError)
+            why = f"no answer within {self.timeout:g} s" if late else e.strerror or type(e).__name__
+            self._say(f"GET {ping.url} -> {why} (asked at start-up)")
+            return False if late else None
+        if answer is None:
+            self._say(f"GET {ping.url} -> not plain HTTP/1.1 (asked at start-up)")
+            return None
+        elapsed = answer.elapsed * 1000
+        self._say(f"GET {ping.url} -> {answer.status} ({elapsed:.0f} ms, asked at start-up)")
+        if answer.status == 200:
+            return True
+        scheme, params = _challenge(answer.challenge)
+        usable = scheme == "basic" or (scheme == "bearer" and "realm" in params)
+        if answer.status == 401 and usable:
+            self._challenges[registry] = (scheme, params)
+            return True
+        return None
 
     async def _request(
         self,
@@ -261,8 +301,10 @@ class RegistryClient:
         headers: Mapping[str, str] | None,
         body: Body,
         first: asyncio.Event | None,
+        pinged: bool | None = None,
     ) -> Reply:
-        """:meth:`request`; *first*, for a registry's first request, is set once it answered."""
+        """:meth:`request`; *first*, for a registry's first request, is set once it answered;
+        *pinged* False when that request's ping timed out, which was its first attempt."""
         url = self.base_url(registry) + path
         key = (registry, repository)
         if key not in self._auth and registry in self._challenges:
@@ -277,6 +319,8 @@ class RegistryClient:
         # One budget for network failures and 429/5xx answers together: a request is at most
         # ATTEMPTS exchanges (and the one re-send that answers a 401 challenge).
         attempts = _Attempts(self.retry.attempts)
+        if pinged is False:
+            attempts.left -= 1  # at least one exchange is still sent (_send)
         while True:
             sent = dict(headers or {})
             if key in self._auth:
@@ -701,21 +745,3 @@ def _sendable(registry: str, credential: Credential) -> str:
             f" {_login_hint(registry)}"
         )
     return credential.secret
-
-
-def trusted_certificates(*, needed: bool = True) -> ssl.SSLContext:
-    """The CAs that verify registries: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, else certifi's.
-
-    Loading a CA bundle costs ~17 ms; when no registry of the run is reached over https (all on
-    loopback), *needed* is False and the context holds no CA at all, so that anything that
-    still came to ask for TLS would fail verification rather than pass it.
-
-    The variables OpenSSL and curl read, so a corporate CA is trusted the usual way. httpx reads
-    them too, but differently by version: 0.27 skips an SSL_CERT_FILE that is not a file, 0.28
-    raises FileNotFoundError while building the client. Here one that cannot be loaded is left
-    out, and named when a certificate then fails to verify.
-    """
-    if not needed:
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and trusts no one
-    context, _ = environment_certificates()
-    return context or httpx.create_ssl_context(trust_env=False)
