@@ -121,6 +121,10 @@ def parse_reference(text: str) -> ImageReference:
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         if not _DOMAIN_RE.fullmatch(first):
             raise ReferenceError_(f"{text!r}: {first!r} is not a valid registry name")
+        # The grammar takes any digits; no pull can reach a port outside 1-65535.
+        port = first.rpartition("]")[2].partition(":")[2]
+        if port and not 0 < int(port) < 65536:
+            raise ReferenceError_(f"{text!r}: port {port} is not a port (1-65535)")
         registry, rest = first, remainder
     if not _PATH_RE.fullmatch(rest):
         raise ReferenceError_(f"{text!r} is not a valid image reference")

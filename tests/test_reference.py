@@ -29,6 +29,8 @@ B = "sha256:" + "b" * 64
         ("chainguard/python", "docker.io", "chainguard/python", None, None),
         ("localhost", "docker.io", "library/localhost", None, None),
         ("[::1]:5000/a:1", "[::1]:5000", "a", "1", None),
+        ("[::1]/a", "[::1]", "a", None, None),
+        ("host:65535/a", "host:65535", "a", None, None),
         # Tag and digest: the tag is after the last ':' that follows the last '/'.
         ("a:1@" + A, "docker.io", "library/a", "1", A),
         ("host:5000/a@" + A, "host:5000", "a", None, A),
@@ -121,6 +123,10 @@ def test_with_digest(text: str, keep_tag: bool, expected: str) -> None:
         pytest.param("a___b", id="three-underscores"),
         pytest.param("a.-b", id="mixed-separators"),
         pytest.param("host:port/a", id="port-not-a-number"),
+        # No pull reaches these (a connect would raise OverflowError, not an OSError).
+        pytest.param("127.0.0.1:70000/a:1", id="port-past-65535"),
+        pytest.param("[::1]:65536/a", id="ipv6-port-past-65535"),
+        pytest.param("localhost:0/a", id="port-0"),
         pytest.param("-host/a", id="registry-starts-with-dash"),
         pytest.param("python:", id="empty-tag"),
         pytest.param("python@", id="empty-digest"),
