@@ -133,6 +133,8 @@ class Ping:
             self._answer = self._ask()
         except OSError as e:  # ssl.SSLError and TimeoutError are OSErrors too
             self._failure = e
+        except Exception:  # a hint only: the run's own request meets whatever this was,
+            self._answer = None  # and a thread's traceback would reach the terminal
         finally:
             self._done.set()
 
