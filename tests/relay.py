@@ -1,5 +1,6 @@
 """A TCP relay on loopback, between pin and a registry: it counts the connections it accepts
-(tests/test_connections.py) and can hold what a client sends back a while, one injected round
+and notes, in order, when each was accepted and first carried a request
+(tests/test_connections.py), and can hold what a client sends back a while, one injected round
 trip per request, as a far registry would (benchmarks/bench.py)."""
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class Relay:
         self.upstream = upstream
         self.latency = latency
         self.accepted = 0
+        # ("accepted", n) and ("sent", n) for the n-th connection, in the order they happened.
+        self.events: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
         self.server = socket.create_server((LOOPBACK, 0))
         self.server.settimeout(0.1)
         self.port = self.server.getsockname()[1]
@@ -57,20 +61,28 @@ class Relay:
             except TimeoutError:
                 continue
             client.settimeout(None)
-            self.accepted += 1
+            with self._lock:
+                number = self.accepted
+                self.accepted += 1
+                self.events.append(("accepted", number))
             self.sockets.append(client)
             if self.upstream is None:
                 continue
             upstream = socket.create_connection(self.upstream, timeout=10)
             upstream.settimeout(None)
             self.sockets.append(upstream)
-            self._start(self._pump, client, upstream, self.latency)
+            self._start(self._pump, client, upstream, self.latency, number)
             self._start(self._pump, upstream, client, 0.0)
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket, delay: float) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, delay: float, number: int | None = None
+    ) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                if number is not None:  # the client's side: note its first request
+                    with self._lock:
+                        self.events.append(("sent", number))
+                    number = None
                 if delay:
                     time.sleep(delay)
                 sink.sendall(data)

@@ -60,6 +60,29 @@ def test_a_registry_gets_at_most_one_connection_per_lookup(
     assert 2 <= registry.accepted <= len(refs) + 1  # the ping's, then the lookups'
 
 
+def test_with_the_token_from_another_host_the_connections_open_while_it_is_fetched(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    # Docker Hub's shape: the registry's challenge names a realm on another host, so nothing
+    # goes to the registry between its ping and the lookups. Their connections are opened
+    # while the token is fetched (held back a second here), not each after it came.
+    refs = images(cgr, 5)
+    path = dockerfile(tmp_path, refs)
+    cgr.delay(1.0, times=1, path_contains="/token")
+    host, port = cgr.url.removeprefix("http://").split(":")
+    with Relay((host, int(port))) as registry:
+        ran = run_pin("--mirror", f"cgr.dev={registry.url}", path)
+        events = list(registry.events)
+    assert ran.code == 0, ran.stderr
+    assert path.read_text() == pinned(refs)
+    # The first connection is the ping's; every lookup's was open before any lookup was sent.
+    assert events[:2] == [("accepted", 0), ("sent", 0)]
+    kinds = [kind for kind, _ in events[2:]]
+    first_sent = kinds.index("sent")
+    assert "accepted" not in kinds[first_sent:]
+    assert 1 <= kinds.count("accepted") <= len(refs)
+
+
 def test_no_connection_goes_around_an_environment_proxy(
     cgr: FakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -183,8 +183,9 @@ class RegistryClient:
         log: Log | None = None,
         credentials: CredentialLookup = find_credential,
         timeout: float = REQUEST_TIMEOUT,  # seconds for one whole exchange (see transport)
-        # Opens connections ahead to a URL's origin, as many as said (see http11.preconnect).
-        preconnect: Callable[[str, int], None] | None = None,
+        # Opens connections ahead to a URL's origin, as many as said, when the next request
+        # to it is sent or at once (see http11.preconnect).
+        preconnect: Callable[[str, int, bool], None] | None = None,
         # Each registry's GET /v2/, asked while the run started (see pinner.resolve.ping).
         pings: Mapping[str, Ping] | None = None,
     ) -> None:
@@ -242,14 +243,7 @@ class RegistryClient:
             answered = self._answered[registry] = asyncio.Event()
             try:
                 pinged = await self._pinged(registry)
-                lookups = self._lookups.get(registry, 0)
-                # The others wait for this request's answer, or for their tokens: their
-                # connections can be made meanwhile (this one's, or the token request's, is
-                # taken again by one of them). After a 200 they all go at once, each on a
-                # connection of its own.
-                waits = not pinged or registry in self._challenges
-                if self.preconnect is not None and lookups > 1 and waits:
-                    self.preconnect(self.base_url(registry), lookups - 1)
+                self._open_ahead(registry, pinged)
                 if pinged:
                     answered.set()  # how the registry authenticates is known: all go at once
                 first = None if pinged else answered
@@ -260,6 +254,27 @@ class RegistryClient:
                 answered.set()
         await answered.wait()
         return await self._request(method, registry, repository, path, params, headers, body, None)
+
+    def _open_ahead(self, registry: str, pinged: bool | None) -> None:
+        """Have the connections of the registry's lookups made while they wait: for this
+        first request's answer (its connection is taken again by one of them), or for their
+        tokens. After a 200 they all go at once, each connecting."""
+        lookups = self._lookups.get(registry, 0)
+        if self.preconnect is None or lookups < 2 or (pinged and registry not in self._challenges):
+            return
+        url = self.base_url(registry)
+        if not pinged:
+            self.preconnect(url, lookups - 1, False)
+            return
+        realm = self._challenges[registry][1].get("realm", "")
+        try:
+            here = same_origin(realm, url)
+        except (ValueError, httpx.InvalidURL):  # not a URL: the token request says so
+            here = True
+        # A realm on the registry's host: the token request's connection is taken again, and
+        # the others are opened once it is sent. Elsewhere (Docker Hub's auth.docker.io),
+        # nothing goes to the registry before the lookups: all are opened now.
+        self.preconnect(url, lookups - 1 if here else lookups, not here)
 
     async def _pinged(self, registry: str) -> bool | None:
         """What the registry's ping (:mod:`pinner.resolve.ping`) told: True if how it

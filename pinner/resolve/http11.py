@@ -19,12 +19,11 @@ keeps idle connections. What it leaves to others, on purpose:
 * failures are raised as httpx's exception types with the ``OSError`` or ``ssl`` error as
   their cause, which is what :mod:`pinner.resolve.transport` puts into words.
 
-Connections can be opened ahead (:meth:`Transport.preconnect`): once a registry's first
-request is sent, while it is out (the others wait for its answer, to learn how the registry
-authenticates), the connections the lookups after it will need are set up, so that the
-connection and TLS handshakes of the next wave overlap that wait instead of following it. Such
-a connection that fails is dropped without a word: the request that would have used it
-connects itself, and says what fails.
+Connections can be opened ahead (:meth:`Transport.preconnect`): while the lookups of a
+registry wait (for their token, or for the answer of the registry's first request), the
+connections they will need are set up, so that the connection and TLS handshakes of the next
+wave overlap that wait instead of following it. Such a connection that fails is dropped
+without a word: the request that would have used it connects itself, and says what fails.
 """
 
 from __future__ import annotations
@@ -56,12 +55,16 @@ class Transport(httpx.AsyncBaseTransport):
         # Requests connecting themselves, per origin: fewer connections are wanted ahead.
         self._connecting: dict[_Origin, int] = {}
 
-    def preconnect(self, url: str, count: int, timeout: float) -> None:
+    def preconnect(self, url: str, count: int, now: bool = False, *, timeout: float) -> None:
         """Open *count* connections to the origin of *url* in the background, each within
         *timeout* seconds, from when the next request to it has been sent (opened before,
-        they would hold it up); a request takes one of them before it opens one of its own."""
+        they would hold it up), or at once if *now* (nothing goes there first: the token the
+        lookups wait for comes from another host); a request takes one of them before it
+        opens one of its own."""
         origin = _origin(httpx.URL(url))
         self._wanted[origin] = (self._wanted.get(origin, (0, 0.0))[0] + count, timeout)
+        if now:
+            self._open_wanted(origin)
 
     def _open_wanted(self, origin: _Origin) -> None:
         count, timeout = self._wanted.pop(origin, (0, 0.0))
