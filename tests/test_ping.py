@@ -62,6 +62,7 @@ FAULTS = {
     "fails": lambda cgr: cgr.fail(1, 503),
     "names no realm": lambda cgr: cgr.fail(1, 401, {"WWW-Authenticate": 'Bearer service="x"'}),
     "asks for Negotiate": lambda cgr: cgr.fail(1, 401, {"WWW-Authenticate": "Negotiate"}),
+    "asks for Basic": lambda cgr: cgr.fail(1, 401, {"WWW-Authenticate": 'Basic realm="x"'}),
     "has a head over the cap": lambda cgr: cgr.fail(
         1, 401, {**_challenge(cgr), "X-Pad": "x" * 20_000}
     ),

@@ -299,9 +299,10 @@ class RegistryClient:
         self._say(f"GET {ping.url} -> {answer.status} ({elapsed:.0f} ms, asked at start-up)")
         if answer.status == 200:
             return True
+        # Only Bearer: it has an anonymous token for public repositories, while a Basic
+        # challenge from /v2/ would fail every lookup without credentials untried.
         scheme, params = _challenge(answer.challenge)
-        usable = scheme == "basic" or (scheme == "bearer" and "realm" in params)
-        if answer.status == 401 and usable:
+        if answer.status == 401 and scheme == "bearer" and "realm" in params:
             self._challenges[registry] = (scheme, params)
             return True
         return None

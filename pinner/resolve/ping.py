@@ -10,11 +10,13 @@ imports instead of following them. What the answer lets :class:`RegistryClient
 <pinner.resolve.client.RegistryClient>` do:
 
 * 200: nothing to authenticate; every lookup goes at once;
-* 401 with a Basic or a Bearer challenge (with a realm): the challenge is kept as a 401's
-  would be, so the tokens for all the run's repositories are asked for at once, then every
-  lookup goes;
-* anything else (another status, no usable challenge, an answer that is not plain HTTP/1.1):
-  nothing learnt; the registry's first request goes alone, as without the ping.
+* 401 with a Bearer challenge (with a realm): the challenge is kept as a 401's would be, so
+  the tokens for all the run's repositories are asked for at once (anonymous ones too, for
+  public repositories), then every lookup goes;
+* anything else (another status, a Basic challenge, an answer that is not plain HTTP/1.1):
+  nothing learnt; the registry's first request goes alone, as without the ping. A Basic
+  challenge from /v2/ does not say that a repository wants credentials (some registries serve
+  public ones to anyone), and Basic has no anonymous answer: that request tries without.
 
 It is a hint, and nothing more. It carries no credential and no body, follows no redirect,
 reads the status line and headers (at most :data:`MAX_PING_HEAD_BYTES`) and never the body,
