@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pinner.limits import ATTEMPTS
 from tests.conftest import PYTHON_NEW, mirror, run_pin
 from tests.fakeregistry import FakeRegistry
 
@@ -93,10 +94,16 @@ def test_whatever_the_ping_meets_the_run_goes_on_without_it(
 def test_a_ping_that_times_out_is_the_first_requests_first_attempt(
     cgr: FakeRegistry, dockerfile: Path
 ) -> None:
+    # The documented bound holds: a lookup that keeps failing gets ATTEMPTS exchanges in all,
+    # the ping that timed out being its first.
     cgr.delay(3, times=1)
+    cgr.fail(ATTEMPTS, 503, path_contains=HISTORY)
     ran = run_pin(*mirror(cgr), "--timeout", TIMEOUT, "-v", dockerfile)
-    assert ran.code == 0, ran.stderr
+    assert ran.code == 2, ran.stderr
     assert f"GET {cgr.url}/v2/ -> no answer within {TIMEOUT} s (asked at start-up)" in ran.stderr
+    assert f"answered HTTP 503 after {ATTEMPTS} attempts" in ran.stderr
+    assert len(cgr.requests_to(HISTORY)) == ATTEMPTS - 1
+    assert dockerfile.read_text() == f"FROM {PYTHON}\n"
 
 
 def test_a_ping_answered_200_by_a_registry_whose_repositories_want_tokens(
