@@ -5,7 +5,10 @@ production path and the tests (which point ``--mirror`` at loopback servers) are
 the same code. It implements the distribution token flow
 (https://distribution.github.io/distribution/spec/auth/token/): a 401 carries a
 ``WWW-Authenticate`` challenge naming the token realm; the token from the realm
-is reused for every later request to the same repository.
+is reused for every later request to the same repository. A registry's challenge can
+also come from its ``GET /v2/``, asked while the run started (:mod:`pinner.resolve.ping`,
+the one request not sent from here, and sent the same way with ``--mirror``): then no
+lookup is answered 401 at all.
 
 Where credentials may go (docker pull's rules, a little stricter):
 
