@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 from pinner.errors import UsageError
 from pinner.reference import DOCKER_HUB, DOCKER_HUB_API
 
+#: The port of a URL that names none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
 
 def is_loopback(host: str) -> bool:
     """Whether *host* (no port) is this machine: localhost or a loopback address."""

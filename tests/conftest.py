@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,3 +104,16 @@ def pin_command() -> str:
     if found is None:
         pytest.fail("no `pin` command: install the project first, pip install -e '.[test]'")
     return found
+
+
+def imported_by_main(args: list[str], modules: tuple[str, ...]) -> tuple[int, list[str], str]:
+    """Run ``pinner.cli.main(args)`` in a fresh interpreter: its exit code, which of *modules*
+    it imported (start-up cost is what is not loaded), and its stderr."""
+    code = (
+        "import sys\nfrom pinner.cli import main\n"
+        f"rc = main({args!r})\n"
+        f"print(rc, *sorted(m for m in {modules!r} if m in sys.modules))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rc, *loaded = ran.stdout.split()
+    return int(rc), loaded, ran.stderr

@@ -4,7 +4,6 @@ give the very Invocation typer gives for it, and leave everything else to typer.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import typer.main
 
 from pinner.app import app, invocation
 from pinner.cli import _FLAGS, _LISTS, _VALUES, plain
-from tests.conftest import PYTHON_NEW, dockerfile
+from tests.conftest import PYTHON_NEW, dockerfile, imported_by_main
 from tests.fakeregistry import FakeRegistry
 
 PYTHON = "cgr.dev/chainguard/python:latest"
@@ -111,14 +110,7 @@ def test_every_option_typer_declares_is_read_the_same_or_left_to_typer() -> None
 
 def test_the_installed_pin_checks_a_file_without_loading_typer(tmp_path: Path) -> None:
     path = dockerfile(tmp_path, f"FROM {PYTHON}@{PYTHON_NEW}\n")
-    code = (
-        "import sys\nfrom pinner.cli import main\n"
-        f"rc = main(['--check', '-q', {str(path)!r}])\n"
-        "print(rc, 'typer' in sys.modules, 'click' in sys.modules)\n"
-    )
-    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert ran.stdout == "0 False False\n"
-    assert ran.stderr == ""
+    assert imported_by_main(["--check", "-q", str(path)], ("typer", "click")) == (0, [], "")
 
 
 def test_typer_still_answers_what_it_reads(pin_command: str, tmp_path: Path) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON_NEW, PYTHON_OLD, dockerfile, mirror, run_pin
+from tests.conftest import PYTHON_NEW, PYTHON_OLD, dockerfile, imported_by_main, mirror, run_pin
 from tests.fakeregistry import FakeRegistry
 
 PYTHON = "cgr.dev/chainguard/python:latest"
@@ -191,16 +189,8 @@ def test_check_is_offline_in_the_default_mode(tmp_path: Path) -> None:
 
 def test_the_offline_check_never_imports_an_http_client(tmp_path: Path) -> None:
     path = dockerfile(tmp_path, f"FROM {PYTHON}\n")
-    code = (
-        "import sys\nfrom pinner.cli import main\n"
-        f"rc = main(['--check', {str(path)!r}])\n"
-        "offline = ('httpx', 'httpcore', 'anyio', 'asyncio')\n"
-        "print(rc, sorted(m for m in offline if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "1 []"
+    offline = ("httpx", "httpcore", "anyio", "asyncio")
+    assert imported_by_main(["--check", str(path)], offline)[:2] == (1, [])
 
 
 def test_diff_prints_a_patch_and_writes_nothing(cgr: FakeRegistry, tmp_path: Path) -> None:

@@ -36,8 +36,9 @@ from collections.abc import AsyncIterator, Callable
 import h11
 import httpx
 
+from pinner.registries import DEFAULT_PORTS
+
 _READ_SIZE = 64 * 1024
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _Origin = tuple[str, str, int]  # scheme, host, port
 
 
@@ -163,7 +164,7 @@ class Transport(httpx.AsyncBaseTransport):
         """A new connection to *origin*; httpx.ConnectError (its cause the OSError or ssl
         error) if it cannot be opened."""
         scheme, host, port = origin
-        if scheme not in _DEFAULT_PORTS:
+        if scheme not in DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"{scheme} is not http or https")
         tls = self._tls if scheme == "https" else None
         try:
@@ -176,7 +177,7 @@ class Transport(httpx.AsyncBaseTransport):
 
 
 def _origin(url: httpx.URL) -> _Origin:
-    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+    return url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme, 0)
 
 
 class _Connection:

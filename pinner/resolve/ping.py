@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from pinner.limits import MAX_PING_HEAD_BYTES
+from pinner.registries import DEFAULT_PORTS
 
 if TYPE_CHECKING:
     import ssl
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
     TlsContext = Callable[[], ssl.SSLContext]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # RFC 9112 4 and 5: "HTTP/1.1 401 Unauthorized", then "name: value" lines, the name a token
 # with no space before the colon. A folded line, a bare LF or anything else: not plain HTTP/1.1.
 _STATUS_LINE_RE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?")
@@ -143,7 +143,7 @@ class Ping:
     def _ask(self) -> Answer | None:
         parts = urlsplit(self.url)
         host = parts.hostname
-        if not host or parts.scheme not in _DEFAULT_PORTS or not _PATH_RE.fullmatch(parts.path):
+        if not host or parts.scheme not in DEFAULT_PORTS or not _PATH_RE.fullmatch(parts.path):
             return None
         request = (
             f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -152,7 +152,7 @@ class Ping:
         ).encode("ascii")
         started = time.monotonic()
         connection = socket.create_connection(
-            (host, parts.port or _DEFAULT_PORTS[parts.scheme]), timeout=self._left()
+            (host, parts.port or DEFAULT_PORTS[parts.scheme]), timeout=self._left()
         )
         self._hold(connection)
         try:
