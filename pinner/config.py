@@ -14,6 +14,7 @@ than a complaint about a flag the user never typed.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,12 @@ from typing import Any
 from pinner.errors import FileError, UsageError
 from pinner.files import read_regular
 from pinner.limits import MAX_CONFIG_BYTES, MAX_TIMEOUT, MIN_TIMEOUT
+
+# The key "pin", bare or quoted, wherever TOML lets the table be named: `[tool.pin]`,
+# `[ tool . "pin" ]`, `pin.timeout = 5` under `[tool]`, `tool = { pin = {...} }`; not a longer
+# bare key that contains it (pinned, spinner). A quoted key may spell it with \u escapes, so a
+# file with any such escape is parsed too.
+_PIN_KEY = re.compile(rb"(?<![A-Za-z0-9_-])pin(?![A-Za-z0-9_-])|\\[uU]")
 
 
 def _strings(value: object) -> list[str] | None:
@@ -76,8 +83,9 @@ def find_config(start: Path) -> tuple[Path, dict[str, object]] | None:
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
             data = _read(pyproject)
-            # Most pyproject.toml files have no pin table: spare them the TOML parser.
-            table = _parse(pyproject, data).get("tool", {}) if b"pin" in data else {}
+            # Most pyproject.toml files have no pin table: spare them the TOML parser (~10 ms
+            # to import it and read a project's settings, on every run).
+            table = _parse(pyproject, data).get("tool", {}) if _PIN_KEY.search(data) else {}
             if isinstance(table, dict) and isinstance(table.get("pin"), dict):
                 return pyproject, table["pin"]
         if (folder / ".git").exists() or folder.parent == folder:

@@ -63,6 +63,38 @@ def test_the_search_stops_at_the_top_of_the_work_tree(project: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "table",
+    [
+        '[tool.pin]\nexclude = ["cgr.dev"]\n',
+        '[ tool . "pin" ]\nexclude = ["cgr.dev"]\n',
+        "[tool.'pin']\nexclude = ['cgr.dev']\n",
+        '[tool."\\u0070in"]\nexclude = ["cgr.dev"]\n',
+        '[tool]\npin.exclude = ["cgr.dev"]\n',
+        '[tool]\npin = { exclude = ["cgr.dev"] }\n',
+        'tool.pin.exclude = ["cgr.dev"]\n',
+        'tool = { pin = { exclude = ["cgr.dev"] } }\n',
+        '[\ttool\t.pin]\nexclude = ["cgr.dev"]\n',
+    ],
+)
+def test_the_pin_table_is_read_however_toml_spells_it(project: Path, table: str) -> None:
+    # pin looks at a pyproject.toml's text before it parses it; every spelling must get through.
+    write(project / "pyproject.toml", f'{table}[project]\nname = "spinner"\n')
+    assert run_pin("--check").code == 0  # cgr.dev excluded: nothing left to check
+
+
+def test_a_pyproject_without_a_pin_table_is_not_pin_s_to_parse(project: Path) -> None:
+    # "pinned", "spinner", "[tool.pinner]": the key pin is not there, and the file is not read,
+    # as it never was without those letters: a TOML error in it is not pin's to report.
+    write(project / "pyproject.toml", '[tool.pinner]\nimages = "pinned" = "spinner"\n')
+    ran = run_pin("--check")
+    assert ran.code == 1, ran.stderr  # the Dockerfile is unpinned: checked, not an error
+    write(project / "pyproject.toml", '[tool.pin]\nimages = "pinned" = "spinner"\n')
+    ran = run_pin("--check")
+    assert ran.code == 2
+    assert "pyproject.toml: not valid TOML" in ran.stderr
+
+
+@pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         (".pin.toml", "timout = 3\n", "unknown key 'timout'"),
