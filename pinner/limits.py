@@ -56,6 +56,9 @@ PARALLEL_WALK_MIN_FOLDERS = 1000
 #: over the GIL between their short system calls (200 files here: 4 threads ~80 ms and ~95 ms
 #: of CPU, 16 threads ~90 ms and ~125 ms of CPU).
 STAGING_THREADS = 4
+#: Allocations between two runs of the cyclic garbage collector in the ``pin`` command (Python's
+#: default is 700; pinner.cli.entry says why).
+GC_ALLOCATIONS = 100_000
 
 # -- sizes -----------------------------------------------------------------------------------
 # Every body is read as it streams, counted after decompression, and refused past its cap.
