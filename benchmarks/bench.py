@@ -87,6 +87,9 @@ class Tools:
     pindock: str | None
     env: dict[str, str]  # an empty HOME: no docker config, no credential helper
     runs: int
+    # Where every command runs: the benchmark's folder, as a user runs pin in a repository of
+    # theirs. In pinner's checkout, pin would read pinner's own pyproject.toml for settings.
+    cwd: Path
 
 
 def images(sizes: Sizes) -> list[tuple[str, str]]:
@@ -127,10 +130,12 @@ def pinned_dockerfile(index: int) -> str:
     )
 
 
-def run(argv: list[str], env: dict[str, str]) -> float:
+def run(argv: list[str], tools: Tools) -> float:
     """Wall time of one run of *argv*; exits the benchmark when the tool failed."""
     started = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(
+        argv, env=tools.env, cwd=tools.cwd, capture_output=True, text=True, timeout=TIMEOUT
+    )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"{argv[0]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -167,7 +172,7 @@ def race(tools: Tools, pin: Job, pindock: Job | None) -> Times:
     for _ in range(tools.runs):
         for name, job in jobs.items():
             job.prepare()
-            times[name].append(run(job.argv, tools.env))
+            times[name].append(run(job.argv, tools))
             job.check()
     medians = {name: statistics.median(values) for name, values in times.items()}
     return Times(medians["pin"], medians.get("pindock"), medians["start"])
@@ -344,7 +349,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
         if "PYTHONPATH" in os.environ:  # to measure another checkout with the same install
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        tools = Tools(pin, installed("pindock"), env, args.runs)
+        tools = Tools(pin, installed("pindock"), env, args.runs, folder)
         if tools.pindock is None:
             print("pindock is not installed (pip install pindock): its ratios are n/a")
         startup = race(tools, Job([pin, "--version"]), None)
