@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from pinner.errors import FileError
 from pinner.files import read_regular
-from pinner.limits import MAX_DOCKERFILE_BYTES, STAGING_THREADS
+from pinner.limits import MAX_DOCKERFILE_BYTES, STAGED_AT_ONCE, SYNCS_AT_ONCE
 from pinner.report import FileOutcome, Report
 from pinner.signals import held, stop
 
@@ -79,31 +79,49 @@ def _stage_all(
     staged: list[tuple[str, str, FileOutcome]],
     stop_if_signalled: Callable[[], None],
 ) -> None:
-    """Stage every file, several at once; add each one staged to *staged* (for the caller
-    to rename or remove), then raise the first error in the files' order, if any.
+    """Stage every file; add each one staged to *staged* (for the caller to rename or
+    remove), and raise the first error in the files' order, if any.
 
-    Creating and fsyncing a file waits on the disk, not on Python (the GIL is released), and
-    the file system's journal commits concurrent fsyncs together: 200 files took 0.45 s one
-    after another here, most of a 200-file run once its lookups were done. The signals are
-    held in these threads too (they inherit the mask), and looked at before and after.
+    Each file is created and written here, in order, then made durable with the others of its
+    batch at once: fsync waits on the disk, not on Python (the GIL is released), and the disk
+    takes concurrent writes together. 200 fsyncs one after another took 0.45 s here, most of
+    a 200-file run once its lookups were done. The threads only fsync: when each also created
+    and wrote its file, they spent more CPU handing the GIL to one another than the disk took
+    (200 files: ~80 ms and ~90 ms of CPU then, ~65 ms and ~65 ms now). The signals are held
+    in these threads too (they inherit the mask), and looked at between files.
     """
-    stop_if_signalled()
-    if len(outcomes) < 2:
-        staged.extend((*_stage(outcome), outcome) for outcome in outcomes)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor  # starts its threads when first used
 
-    with ThreadPoolExecutor(max_workers=min(STAGING_THREADS, len(outcomes))) as pool:
-        futures = [pool.submit(_stage, outcome) for outcome in outcomes]
-    first: BaseException | None = None
-    for future, outcome in zip(futures, outcomes, strict=True):
-        try:
-            staged.append((*future.result(), outcome))
-        except BaseException as e:
-            first = first or e
-    if first is not None:
-        raise first
     stop_if_signalled()
+    with ThreadPoolExecutor(max_workers=SYNCS_AT_ONCE) as pool:
+        for first in range(0, len(outcomes), STAGED_AT_ONCE):
+            batch = outcomes[first : first + STAGED_AT_ONCE]
+            descriptors: list[int] = []
+            try:
+                for outcome in batch:
+                    stop_if_signalled()
+                    descriptor, temp, target = _create(outcome)
+                    descriptors.append(descriptor)
+                    staged.append((temp, target, outcome))
+                if len(descriptors) == 1:
+                    errors = [_sync(descriptors[0], batch[0])]
+                else:  # every one done before any descriptor is closed
+                    errors = list(pool.map(_sync, descriptors, batch))
+                for error in errors:  # in the files' order
+                    if error is not None:
+                        raise error
+            finally:
+                for descriptor in descriptors:
+                    os.close(descriptor)
+    stop_if_signalled()
+
+
+def _sync(descriptor: int, outcome: FileOutcome) -> FileError | None:
+    try:
+        os.fsync(descriptor)
+    except OSError as e:
+        return FileError(f"{outcome.path}: cannot write it ({e.strerror})")
+    return None
 
 
 def _current(path: str) -> bytes:
@@ -113,9 +131,9 @@ def _current(path: str) -> bytes:
         return b""
 
 
-def _stage(outcome: FileOutcome) -> tuple[str, str]:
-    """Write the new content to a temporary file beside the original, with its mode and owner;
-    that file, and the path to rename it to."""
+def _create(outcome: FileOutcome) -> tuple[int, str, str]:
+    """A temporary file beside the original with the new content, its mode and owner, not yet
+    fsynced: its open descriptor, its path, and the path to rename it to."""
     target = _target(outcome.path)
     folder, name = os.path.split(target)
     try:
@@ -132,26 +150,26 @@ def _stage(outcome: FileOutcome) -> tuple[str, str]:
     import tempfile  # here, not above: the offline --check never writes
 
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder or ".")
+        descriptor, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".pin", dir=folder or ".")
     except OSError as e:
         raise FileError(f"{outcome.path}: cannot write next to it ({e.strerror})") from None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(outcome.after)
-            handle.flush()
-            # By descriptor (no walk of the path for each), and before the fsync that makes
-            # them durable with the content.
-            os.fchmod(fd, stat.S_IMODE(status.st_mode))
-            with contextlib.suppress(PermissionError):  # only root may give a file away
-                os.fchown(fd, status.st_uid, status.st_gid)
-            os.fsync(fd)
+        left = memoryview(outcome.after)
+        while left:
+            left = left[os.write(descriptor, left) :]
+        # By descriptor (no walk of the path for each), and before the fsync that makes
+        # them durable with the content.
+        os.fchmod(descriptor, stat.S_IMODE(status.st_mode))
+        with contextlib.suppress(PermissionError):  # only root may give a file away
+            os.fchown(descriptor, status.st_uid, status.st_gid)
     except BaseException as e:
+        os.close(descriptor)
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(e, OSError):
             raise FileError(f"{outcome.path}: cannot write it ({e.strerror})") from None
         raise
-    return temp, target
+    return descriptor, temp, target
 
 
 def _target(path: str) -> str:

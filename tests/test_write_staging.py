@@ -4,8 +4,13 @@ that cannot be staged is the one error, and no file or temporary file is left ch
 from __future__ import annotations
 
 import os
+import resource
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from pinner.limits import STAGED_AT_ONCE
 from tests.conftest import PYTHON_NEW, mirror, run_pin
 from tests.fakeregistry import FakeRegistry
 
@@ -25,20 +30,54 @@ def test_many_files_are_all_written(cgr: FakeRegistry, tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)
 
 
+@pytest.mark.parametrize(
+    ("files", "read_only"),
+    [
+        (40, (31, 12, 25)),
+        # In the second batch: the first one's files were all staged and fsynced, and go.
+        (STAGED_AT_ONCE + 20, (STAGED_AT_ONCE + 15, STAGED_AT_ONCE + 5)),
+    ],
+)
 def test_the_first_file_that_cannot_be_staged_is_the_error_and_nothing_is_left(
-    cgr: FakeRegistry, tmp_path: Path
+    cgr: FakeRegistry, tmp_path: Path, files: int, read_only: tuple[int, ...]
 ) -> None:
-    paths = [tmp_path / f"{i:02d}.Dockerfile" for i in range(40)]
+    paths = [tmp_path / f"{i:03d}.Dockerfile" for i in range(files)]
     for path in paths:
         path.write_text(UNPINNED)
-    for index in (31, 12, 25):
+    for index in read_only:
         paths[index].chmod(0o444)
     ran = run_pin(*mirror(cgr), *paths)
     assert ran.code == 2
     assert ran.stderr.splitlines() == [
-        f"error: {paths[12]}: is read-only; make it writable (chmod u+w) or leave it out of the"
-        " run",
+        f"error: {paths[min(read_only)]}: is read-only; make it writable (chmod u+w) or leave it"
+        " out of the run",
         "pin: nothing was written",
     ]
     assert all(p.read_text() == UNPINNED for p in paths)
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)  # no temporary file
+
+
+@pytest.fixture
+def few_descriptors() -> Iterator[None]:
+    """A soft limit on open files that leaves room for one batch of staged files, not two."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + STAGED_AT_ONCE + 64, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_more_files_than_may_be_open_at_once_are_all_written(
+    cgr: FakeRegistry, tmp_path: Path, few_descriptors: None
+) -> None:
+    # Staged files stay open until they are fsynced: never more than a batch of them, however
+    # many files a run writes ("Too many open files" otherwise).
+    paths = [tmp_path / f"{i:03d}.Dockerfile" for i in range(2 * STAGED_AT_ONCE + 10)]
+    for path in paths:
+        path.write_text(UNPINNED)
+    ran = run_pin(*mirror(cgr), *paths)
+    assert ran.code == 0, ran.stderr
+    assert all(p.read_text() == f"FROM {PYTHON}@{PYTHON_NEW}\n" for p in paths)
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)
