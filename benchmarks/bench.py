@@ -22,7 +22,9 @@ P4  offline ``--check`` of 10,000 pinned Dockerfiles in a directory tree.
 
 Absolute times on a shared machine are noise; the ratios are the figures. Nothing leaves
 loopback: pinned files name no outside registry (pindock ``check`` would look one up), and
-both tools run with an empty HOME so that no credential helper is called.
+both tools run with an empty HOME so that no credential helper is called. Every command
+runs in the benchmark's own folder (not in pinner's checkout, whose pyproject.toml pin would
+read), and each run of P1 and P3 pins files of its own, in a new folder (see fresh()).
 Numbers, not assertions: the tests do not time things (tests/test_bench.py runs a tiny case).
 """
 

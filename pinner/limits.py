@@ -55,7 +55,7 @@ PARALLEL_WALK_MIN_FOLDERS = 1000
 #: descriptors open meanwhile: far below the usual limit of 1,024 open files.
 STAGED_AT_ONCE = 256
 #: fsyncs in flight at once, each on a thread that does nothing else. The disk takes them
-#: together; 200 files here: 4 threads ~80 ms, 16 threads ~65 ms.
+#: together (200 files here: 4 at once ~80 ms, 16 at once ~65 ms).
 SYNCS_AT_ONCE = 16
 #: Allocations between two runs of the cyclic garbage collector in the ``pin`` command (Python's
 #: default is 700; pinner.cli.entry says why).

@@ -86,9 +86,10 @@ def _stage_all(
     batch at once: fsync waits on the disk, not on Python (the GIL is released), and the disk
     takes concurrent writes together. 200 fsyncs one after another took 0.45 s here, most of
     a 200-file run once its lookups were done. The threads only fsync: when each also created
-    and wrote its file, they spent more CPU handing the GIL to one another than the disk took
-    (200 files: ~80 ms and ~90 ms of CPU then, ~65 ms and ~65 ms now). The signals are held
-    in these threads too (they inherit the mask), and looked at between files.
+    and wrote its file, they spent more CPU handing the GIL to one another than the disk
+    took (200 files: ~80-99 ms and ~83-95 ms of CPU then, ~63-68 ms and ~66-71 ms now). The
+    signals are held in these threads too (they inherit the mask), and looked at between
+    files.
     """
     from concurrent.futures import ThreadPoolExecutor  # starts its threads when first used
 

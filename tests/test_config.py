@@ -82,7 +82,7 @@ def test_the_pin_table_is_read_however_toml_spells_it(project: Path, table: str)
     assert run_pin("--check").code == 0  # cgr.dev excluded: nothing left to check
 
 
-def test_a_pyproject_without_a_pin_table_is_not_pin_s_to_parse(project: Path) -> None:
+def test_a_pyproject_without_the_key_pin_is_not_read(project: Path) -> None:
     # "pinned", "spinner", "[tool.pinner]": the key pin is not there, and the file is not read,
     # as it never was without those letters: a TOML error in it is not pin's to report.
     write(project / "pyproject.toml", '[tool.pinner]\nimages = "pinned" = "spinner"\n')
