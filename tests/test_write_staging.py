@@ -3,6 +3,7 @@ that cannot be staged is the one error, and no file or temporary file is left ch
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 from collections.abc import Iterator
@@ -81,3 +82,31 @@ def test_more_files_than_may_be_open_at_once_are_all_written(
     assert ran.code == 0, ran.stderr
     assert all(p.read_text() == f"FROM {PYTHON}@{PYTHON_NEW}\n" for p in paths)
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)
+
+
+def test_a_file_the_disk_cannot_take_is_the_error_and_nothing_is_left(
+    cgr: FakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fsync of a staged file fails (a disk error, a full quota on NFS): the first such file
+    # in order is named, and no file is replaced. The fault is injected in os.fsync, which the
+    # file systems here do not fail on demand.
+    paths = [tmp_path / f"{i:02d}.Dockerfile" for i in range(40)]
+    for path in paths:
+        path.write_text(UNPINNED)
+    fsync = os.fsync
+
+    def failing(descriptor: int) -> None:
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{descriptor}"))
+        if name.startswith((".27.Dockerfile.", ".09.Dockerfile.")):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    ran = run_pin(*mirror(cgr), *paths)
+    assert ran.code == 2
+    assert ran.stderr.splitlines() == [
+        f"error: {paths[9]}: cannot write it (Input/output error)",
+        "pin: nothing was written",
+    ]
+    assert all(p.read_text() == UNPINNED for p in paths)
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)  # no temporary file
