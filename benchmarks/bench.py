@@ -191,10 +191,11 @@ def fresh(folder: Path, runs: Iterator[int]) -> None:
 
     Each run writes the case into a folder of its own, as files at rest in a user's
     repository. Rewritten in place, the files a tool replaced by renaming (as pin does) were
-    freed a second earlier, and ext4 without a journal (this machine's disk) skips inodes
-    freed in the last minute when it allocates one, looking at each: every run created its
-    files slower than the last (P3's pin runs went from 0.36 to 0.70 s of CPU over 20 runs, on
-    the same work). That cost belongs to running a tool 20 times a minute, not to the tool.
+    freed a second earlier, and ext4 without a journal (this machine's disk) passes over the
+    inodes freed in the last minute or so when it allocates one, looking at each
+    (recently_deleted() in fs/ext4/ialloc.c): every run created its files slower than the
+    last (P3's pin runs went from 0.36 to 0.70 s of CPU over 20 runs, on the same work). That
+    cost belongs to running a tool 20 times a minute, not to the tool.
     """
     if folder.exists():
         folder.rename(folder.with_name(f"{folder.name}.run{next(runs)}"))
