@@ -20,11 +20,14 @@ P3  200 files over 40 images on the real CNCF registry (``docker-registry``) beh
     delays each request 50 ms. Floor: the manifest HEAD, 1 round trip.
 P4  offline ``--check`` of 10,000 pinned Dockerfiles in a directory tree.
 
-Absolute times on a shared machine are noise; the ratios are the figures. Nothing leaves
-loopback: pinned files name no outside registry (pindock ``check`` would look one up), and
-both tools run with an empty HOME so that no credential helper is called. Every command
-runs in the benchmark's own folder (not in pinner's checkout, whose pyproject.toml pin would
-read), and each run of P1 and P3 pins files of its own, in a new folder (see fresh()).
+Absolute times on a shared machine are noise; the ratios are the figures. The last column is
+each tool's CPU time (user + system, its child processes included): what a run costs the
+machine, where the time is what the user waits.
+
+Nothing leaves loopback: pinned files name no outside registry (pindock ``check`` would look
+one up), and both tools run with an empty HOME so that no credential helper is called. Every
+command runs in the benchmark's own folder (not in pinner's checkout, whose pyproject.toml pin
+would read), and each run of P1 and P3 pins files of its own, in a new folder (see fresh()).
 Numbers, not assertions: the tests do not time things (tests/test_bench.py runs a tiny case).
 """
 
@@ -36,6 +39,7 @@ import functools
 import hashlib
 import itertools
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -80,6 +84,9 @@ class Figure:
     floor: float | None
     must: str
     goal: str
+    # CPU seconds (user + system, child processes included), medians like the times.
+    pin_cpu: float | None = None
+    pindock_cpu: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,16 +140,23 @@ def pinned_dockerfile(index: int) -> str:
     )
 
 
-def run(argv: list[str], tools: Tools) -> float:
-    """Wall time of one run of *argv*; exits the benchmark when the tool failed."""
+def run(argv: list[str], tools: Tools) -> tuple[float, float]:
+    """Wall time and CPU time of one run of *argv*; exits the benchmark when the tool failed.
+
+    CPU time is user + system, the processes the tool forked and waited for included: what the
+    run cost the machine, where the wall time is what the user waits.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         argv, env=tools.env, cwd=tools.cwd, capture_output=True, text=True, timeout=TIMEOUT
     )
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         sys.exit(f"{argv[0]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return elapsed
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu
 
 
 def nothing() -> None:
@@ -161,6 +175,13 @@ class Times:
     pin: float
     pindock: float | None
     start: float  # python -c pass
+    pin_cpu: float
+    pindock_cpu: float | None
+
+    def figure(self, name: str, floor: float | None, must: str, goal: str) -> Figure:
+        return Figure(
+            name, self.pin, self.pindock, floor, must, goal, self.pin_cpu, self.pindock_cpu
+        )
 
 
 def race(tools: Tools, pin: Job, pindock: Job | None) -> Times:
@@ -172,13 +193,19 @@ def race(tools: Tools, pin: Job, pindock: Job | None) -> Times:
     if pindock is not None and tools.pindock is not None:
         jobs["pindock"] = pindock
     times: dict[str, list[float]] = {name: [] for name in jobs}
+    cpu: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(tools.runs):
         for name, job in jobs.items():
             job.prepare()
-            times[name].append(run(job.argv, tools))
+            elapsed, used = run(job.argv, tools)
+            times[name].append(elapsed)
+            cpu[name].append(used)
             job.check()
     medians = {name: statistics.median(values) for name, values in times.items()}
-    return Times(medians["pin"], medians.get("pindock"), medians["start"])
+    cpus = {name: statistics.median(values) for name, values in cpu.items()}
+    return Times(
+        medians["pin"], medians.get("pindock"), medians["start"], cpus["pin"], cpus.get("pindock")
+    )
 
 
 def write(paths: list[Path], texts: list[str]) -> None:
@@ -259,7 +286,7 @@ def p1(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
         f" {sizes.p1_latency * 1000:.0f} ms"
     )
     floor = times.start + 3 * sizes.p1_latency
-    return Figure(name, times.pin, times.pindock, floor, "1.6x floor", "1.3x floor")
+    return times.figure(name, floor, "1.6x floor", "1.3x floor")
 
 
 @contextlib.contextmanager
@@ -288,7 +315,7 @@ def p3(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
             refs = [unique[i % len(unique)] for i in range(sizes.p3_files)]
             times = resolve_case(tools, folder / "p3", f"{LOOPBACK}:{proxy.port}", refs, 1, [])
     floor = times.start + sizes.p3_latency
-    return Figure(name, times.pin, times.pindock, floor, "0.6x pindock", "0.5x pindock")
+    return times.figure(name, floor, "0.6x pindock", "0.5x pindock")
 
 
 # --- P2 and P4: the offline check ------------------------------------------------------------
@@ -301,7 +328,7 @@ def p2(tools: Tools, folder: Path) -> Figure:
         tools, Job([tools.pin, "--check", str(path)]), Job([str(tools.pindock), "check", str(path)])
     )
     name = "P2 offline --check, 1 pinned file"
-    return Figure(name, times.pin, times.pindock, times.start, "2.0x pindock", "1.5x pindock")
+    return times.figure(name, times.start, "2.0x pindock", "1.5x pindock")
 
 
 def p4(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
@@ -316,7 +343,7 @@ def p4(tools: Tools, folder: Path, sizes: Sizes) -> Figure:
         Job([str(tools.pindock), "check", "-C", str(tree)]),
     )
     name = f"P4 offline --check, {sizes.p4_files:,} pinned files"
-    return Figure(name, times.pin, times.pindock, None, "2.5x pindock", "2x pindock")
+    return times.figure(name, None, "2.5x pindock", "2x pindock")
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -331,7 +358,9 @@ def seconds(value: float | None) -> str:
 
 
 def table(figures: list[Figure]) -> str:
-    rows = [("figure", "pin", "pindock", "floor", "pin/floor", "pin/pindock", "must", "goal")]
+    rows = [
+        ("figure", "pin", "pindock", "floor", "pin/floor", "pin/pindock", "must", "goal", "cpu")
+    ]
     rows += [
         (
             f.name,
@@ -342,12 +371,13 @@ def table(figures: list[Figure]) -> str:
             ratio(f.pin, f.pindock),
             f.must,
             f.goal,
+            f"pin {seconds(f.pin_cpu)}, pindock {seconds(f.pindock_cpu)}",
         )
         for f in figures
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
 
 
