@@ -112,41 +112,46 @@ def test_a_file_the_disk_cannot_take_is_the_error_and_nothing_is_left(
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)  # no temporary file
 
 
-def test_a_temporary_name_that_is_taken_is_passed_over_and_never_followed(
-    cgr: FakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Temporary files are named from os.urandom: its first answers are fixed here, so that the
-    # name pin tries first is one already taken, by a link to a file someone else owns.
+# The name pin first tries for the temporary file beside a Dockerfile when os.urandom answers
+# zeros (the tests below fix its answers).
+ZEROS = f".Dockerfile.{bytes(6).hex()}.pin"
+
+
+@pytest.fixture
+def unpinned(tmp_path: Path) -> Path:
     path = tmp_path / "Dockerfile"
     path.write_text(UNPINNED)
+    return path
+
+
+def test_a_temporary_name_that_is_taken_is_passed_over_and_never_followed(
+    cgr: FakeRegistry, tmp_path: Path, unpinned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Taken by a link to a file someone else owns; only the first answers are fixed.
     victim = tmp_path / "victim"
     victim.write_text("not pin's\n")
-    taken = tmp_path / ".Dockerfile.000000000000.pin"
-    taken.symlink_to(victim)
+    (tmp_path / ZEROS).symlink_to(victim)
     urandom = os.urandom
     fixed = iter([bytes(6)] * 3)
     monkeypatch.setattr(os, "urandom", lambda size: next(fixed, None) or urandom(size))
-    ran = run_pin(*mirror(cgr), path)
+    ran = run_pin(*mirror(cgr), unpinned)
     assert ran.code == 0, ran.stderr
-    assert path.read_text() == f"FROM {PYTHON}@{PYTHON_NEW}\n"
+    assert unpinned.read_text() == f"FROM {PYTHON}@{PYTHON_NEW}\n"
     assert victim.read_text() == "not pin's\n"
-    assert taken.is_symlink()
-    assert sorted(os.listdir(tmp_path)) == sorted([path.name, victim.name, taken.name])
+    assert (tmp_path / ZEROS).is_symlink()
+    assert sorted(os.listdir(tmp_path)) == sorted(["Dockerfile", "victim", ZEROS])
 
 
 def test_a_file_with_no_free_temporary_name_beside_it_is_one_error(
-    cgr: FakeRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cgr: FakeRegistry, tmp_path: Path, unpinned: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "Dockerfile"
-    path.write_text(UNPINNED)
-    taken = tmp_path / ".Dockerfile.000000000000.pin"
-    taken.write_text("")
-    monkeypatch.setattr(os, "urandom", lambda size: bytes(size))
-    ran = run_pin(*mirror(cgr), path)
+    (tmp_path / ZEROS).write_text("")
+    monkeypatch.setattr(os, "urandom", lambda size: bytes(size))  # every name is that one
+    ran = run_pin(*mirror(cgr), unpinned)
     assert ran.code == 2
     assert ran.stderr.splitlines() == [
-        f"error: {path}: cannot write next to it (no free name for a temporary file)",
+        f"error: {unpinned}: cannot write next to it (no free name for a temporary file)",
         "pin: nothing was written",
     ]
-    assert path.read_text() == UNPINNED
-    assert sorted(os.listdir(tmp_path)) == sorted([path.name, taken.name])
+    assert unpinned.read_text() == UNPINNED
+    assert sorted(os.listdir(tmp_path)) == sorted(["Dockerfile", ZEROS])
