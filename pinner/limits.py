@@ -54,6 +54,9 @@ PARALLEL_WALK_MIN_FOLDERS = 1000
 #: Files staged (written beside their originals) before they are fsynced together, their
 #: descriptors open meanwhile: far below the usual limit of 1,024 open files.
 STAGED_AT_ONCE = 256
+#: Random names tried for one file's temporary file before the file is an error: only names
+#: someone else made beside it can be taken (tempfile.mkstemp tries up to 10,000).
+TEMPORARY_NAME_ATTEMPTS = 100
 #: fsyncs in flight at once, each on a thread that does nothing else. The disk takes them
 #: together (200 files here: 4 at once ~80 ms, 16 at once ~65 ms).
 SYNCS_AT_ONCE = 16

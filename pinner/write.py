@@ -22,7 +22,12 @@ from collections.abc import Callable, Sequence
 
 from pinner.errors import FileError
 from pinner.files import read_regular
-from pinner.limits import MAX_DOCKERFILE_BYTES, STAGED_AT_ONCE, SYNCS_AT_ONCE
+from pinner.limits import (
+    MAX_DOCKERFILE_BYTES,
+    STAGED_AT_ONCE,
+    SYNCS_AT_ONCE,
+    TEMPORARY_NAME_ATTEMPTS,
+)
 from pinner.report import FileOutcome, Report
 from pinner.signals import held, stop
 
@@ -185,19 +190,19 @@ def _target(path: str) -> tuple[str, os.stat_result]:
 
 # O_EXCL: a name that exists (a file, a link, anything) is never opened, let alone followed.
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_NAME_ATTEMPTS = 100  # names tried for one file (mkstemp tries up to 10,000)
 
 
 def _new_file(folder: str, name: str) -> tuple[int, str]:
     """A new, empty file beside *name* (mode 0600), open for writing: its descriptor and path,
     ``.<name>.<12 random hex digits>.pin``.
 
-    What ``tempfile.mkstemp`` does, for less: its names come from a ``random.Random`` and it
-    makes each path absolute (a getcwd); these come from the kernel's random source, which no
-    one else can predict either. ~20-30 us a file less here, and a run that writes does not
-    import tempfile (random, shutil, bz2, lzma: ~7 ms).
+    What ``tempfile.mkstemp`` does, for less: it draws each name from a ``random.Random`` (and
+    checks the process id each time, to re-seed it after a fork) and makes the path it returns
+    absolute; these names come from the kernel's random source, as unpredictable. ~20-30 us a
+    file less here, and a run that writes does not import tempfile (random, shutil, bz2, lzma:
+    ~7 ms).
     """
-    for _ in range(_NAME_ATTEMPTS):
+    for _ in range(TEMPORARY_NAME_ATTEMPTS):
         temp = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.pin")
         try:
             return os.open(temp, _NEW_FILE, 0o600), temp
