@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py            # from the repository root, with the project installed
     python benchmarks/bench.py --runs 3   # fewer runs per figure (default 5)
+    python benchmarks/bench.py --only P3  # one figure (again for more)
 
 Each figure is the median wall time of several runs of the installed ``pin`` and of pindock
 (``pip install pindock``, a Go pinner; "n/a" where it is not installed), against
@@ -73,6 +74,7 @@ class Sizes:
     p3_latency: float = 0.05
 
 
+FIGURES = ("P1", "P2", "P3", "P4")
 QUICK = Sizes(p1_files=2, p1_froms=2, repos=2, p3_files=4, p4_files=20, p1_latency=0.01)
 
 
@@ -390,7 +392,14 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=FIGURES,
+        help="measure this figure only (again for more than one), to compare two changes faster",
+    )
     args = parser.parse_args(argv)
+    only = args.only or FIGURES
     sizes = QUICK if args.quick else Sizes()
     pin = installed("pin")
     if pin is None:
@@ -406,16 +415,17 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         if tools.pindock is None:
             print("pindock is not installed (pip install pindock): its ratios are n/a")
         startup = race(tools, Job([pin, "--version"]), None)
-        cases: list[Callable[[], Figure]] = [
-            lambda: p1(tools, folder / "p1", sizes),
-            lambda: p2(tools, folder),
-            lambda: p3(tools, folder, sizes),
-            lambda: p4(tools, folder, sizes),
-        ]
+        cases: dict[str, Callable[[], Figure]] = {
+            "P1": lambda: p1(tools, folder / "p1", sizes),
+            "P2": lambda: p2(tools, folder),
+            "P3": lambda: p3(tools, folder, sizes),
+            "P4": lambda: p4(tools, folder, sizes),
+        }
         figures = []
-        for case in cases:
-            figures.append(case())
-            print(f"{figures[-1].name}: done", file=sys.stderr)
+        for name, case in cases.items():
+            if name in only:
+                figures.append(case())
+                print(f"{figures[-1].name}: done", file=sys.stderr)
     print(
         f"start-up: python -c pass {startup.start * 1000:.0f} ms,"
         f" pin --version {startup.pin * 1000:.0f} ms"

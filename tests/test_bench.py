@@ -1,4 +1,4 @@
-"""benchmarks/bench.py must not rot: a tiny run of every figure, one run each.
+"""benchmarks/bench.py must not rot: a tiny run of every figure, one run each, and of some.
 
 No timing is asserted: what is checked is that each case ran pin to completion (the benchmark
 exits when a run fails or pins nothing) and produced a figure with its ratios.
@@ -11,21 +11,26 @@ import math
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
-def test_quick_benchmark_measures_every_figure(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _load(monkeypatch: pytest.MonkeyPatch) -> Any:
     spec = importlib.util.spec_from_file_location("bench", BENCH)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench", bench)  # dataclasses look their module up
     spec.loader.exec_module(bench)
+    return bench
 
+
+def test_quick_benchmark_measures_every_figure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _load(monkeypatch)
     figures = bench.main(["--quick", "--runs", "1"])
 
     assert [f.name[:2] for f in figures] == ["P1", "P2", "P3", "P4"]
@@ -39,3 +44,13 @@ def test_quick_benchmark_measures_every_figure(
     for figure in figures:
         assert figure.name in printed
     assert "pin/floor" in printed and "pin/pindock" in printed
+
+
+def test_only_the_figures_asked_for_are_measured(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _load(monkeypatch)
+    figures = bench.main(["--quick", "--runs", "1", "--only", "P4", "--only", "P2"])
+    assert [f.name[:2] for f in figures] == ["P2", "P4"]
+    printed = capsys.readouterr().out
+    assert "P1" not in printed and "P3" not in printed
