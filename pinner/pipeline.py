@@ -467,7 +467,13 @@ async def _resolve_async(
             repositories = [repo for reg, repo in wanted if reg == registry]
             client.expect(registry, repositories, lookups.get(registry, 0))
         work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
-        jobs = [(t.found.reference, work.pin(t)) for t in targets]
+        # One job per image and digest it is pinned to (if any), not per place: a monorepo
+        # names each image in many files, and every job is a task the event loop runs (and
+        # the progress bar counts). The places of a job share every request (_Work.pin).
+        places: dict[tuple[_Key, str | None], list[_Target]] = {}
+        for target in targets:
+            places.setdefault((target.key, target.found.reference.digest), []).append(target)
+        jobs = [(same[0].found.reference, work.pin(same)) for same in places.values()]
         jobs += [(a.found.reference, work.audit(a)) for a in audits]
         done = 0
         pending: dict[tuple[str, str], int] = {}  # (registry, image): its jobs not done yet
@@ -688,13 +694,17 @@ class _Work:
             # Lookups fail in any order; the line goes to the first place, on every run.
             self.results.errors[self._failed[key]] = line
 
-    async def pin(self, target: _Target) -> None:
+    async def pin(self, places: list[_Target]) -> None:
+        """Look up one image (registry, repository, tag) for the places that name it with the
+        same digest, or none: what they ask of the registry is the same (the tag's build, and
+        for a per-platform pin the kind of that digest), so one after another they wait for it
+        once; places with other digests are other jobs, which go at the same time."""
         from pinner.reference import ImageReference
 
-        registry, repository, tag = target.key
+        registry, repository, tag = image = places[0].key
         reference = ImageReference(registry, repository, tag, None)
         resolver = self.chainguard if registry == CHAINGUARD else self.distribution
-        key = ("resolve", *target.key)
+        key = ("resolve", *image)
         try:
             resolution = await self._call(
                 key, lambda: resolver.resolve(reference, self.options.cutoff)
@@ -702,20 +712,24 @@ class _Work:
         except NoBuildError as e:
             cutoff = self.options.cutoff
             if cutoff is None or not cutoff.cooldown:
-                self._fail(key, target.source, target.found, e)
+                for target in places:
+                    self._fail(key, target.source, target.found, e)
                 return
             # A cooldown asks for builds at least this old; an image with none keeps what it
             # has rather than failing the run.
             oldest = "" if e.oldest_ns is None else f"; its oldest is {age(e.oldest_ns)} old"
             reason = f"no build of this tag is old enough for --before {cutoff.label}{oldest}"
-            entry = _entry(target.source, target.found, "skipped", reason=reason)
-            self.results.entries.append(entry)
+            for target in places:
+                entry = _entry(target.source, target.found, "skipped", reason=reason)
+                self.results.entries.append(entry)
             return
         except PinError as e:
-            self._fail(key, target.source, target.found, e)
+            for target in places:
+                self._fail(key, target.source, target.found, e)
             return
-        self.results.resolutions[target.key] = resolution
-        await self._pin_platform(target, reference, resolution)
+        self.results.resolutions[image] = resolution
+        for target in places:
+            await self._pin_platform(target, reference, resolution)
 
     async def _pin_platform(
         self, target: _Target, reference: ImageReference, resolution: Resolution

@@ -177,6 +177,30 @@ def test_a_cooldown_keeps_what_an_image_has_when_no_build_is_old_enough(
     assert actions == [(1, "skipped"), (2, "skipped"), (3, "pinned")]
 
 
+def test_an_image_named_in_many_files_is_looked_up_once_and_answers_each_place(
+    cgr: FakeRegistry, tmp_path: Path
+) -> None:
+    # go has no build old enough: every place that names it is skipped, in every file; node's
+    # build is pinned in every file.
+    now = datetime.now(UTC)
+    cgr.add_nightly("chainguard/go", "latest", 3, now - timedelta(days=3))
+    old = cgr.add_nightly("chainguard/node", "latest", 30, now - timedelta(days=30))
+    go, node = "cgr.dev/chainguard/go:latest", "cgr.dev/chainguard/node:latest"
+    original = f"FROM {go} AS a\nFROM {node}\n"
+    history = "/_chainguard/history/"
+    one = write(tmp_path / "one" / "Dockerfile", original)
+    assert run_pin(*mirror(cgr), "--before", "7d", one).code == 0
+    asked_for_one = len(cgr.requests_to(history))
+    paths = [write(tmp_path / f"{n}.Dockerfile", original) for n in range(3)]
+    ran = run_pin(*mirror(cgr), "--before", "7d", "--json", *paths)
+    assert ran.code == 0, ran.stderr
+    pinned = original.replace(f"FROM {node}\n", f"FROM {node}@{old[-7][1]}\n")
+    assert [path.read_text() for path in paths] == [pinned] * 3
+    actions = [(e["file"], e["line"], e["action"]) for e in document(ran)["references"]]
+    assert actions == [(str(p), n, a) for p in paths for n, a in ((1, "skipped"), (2, "pinned"))]
+    assert len(cgr.requests_to(history)) == 2 * asked_for_one
+
+
 def test_a_cooldown_leaves_registries_without_a_history_alone(
     cgr: FakeRegistry, tmp_path: Path
 ) -> None:
