@@ -3,6 +3,7 @@
     python benchmarks/bench.py            # from the repository root, with the project installed
     python benchmarks/bench.py --runs 3   # fewer runs per figure (default 5)
     python benchmarks/bench.py --only P3  # one figure (again for more)
+    python benchmarks/bench.py --only P3 --instructions  # and pin's instructions, counted
 
 Each figure is the median wall time of several runs of the installed ``pin`` and of pindock
 (``pip install pindock``, a Go pinner; "n/a" where it is not installed), against
@@ -30,6 +31,12 @@ one up), and both tools run with an empty HOME so that no credential helper is c
 command runs in the benchmark's own folder (not in pinner's checkout, whose pyproject.toml pin
 would read), and each run of P1 and P3 pins files of its own, in a new folder (see fresh()).
 Numbers, not assertions: the tests do not time things (tests/test_bench.py runs a tiny case).
+
+``--instructions`` also runs pin once more per figure under valgrind's cachegrind and prints
+the instructions it executed in user space (forked processes included; the kernel's work, such
+as creating and fsyncing files, is not counted). Times here move by 10% from one minute to the
+next; these counts move by less than 0.1%, so they tell two versions of pin apart where the
+times cannot, for changes to what pin itself computes.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import functools
 import hashlib
 import itertools
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -89,6 +97,7 @@ class Figure:
     # CPU seconds (user + system, child processes included), medians like the times.
     pin_cpu: float | None = None
     pindock_cpu: float | None = None
+    pin_instructions: int | None = None  # --instructions
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class Tools:
     # Where every command runs: the benchmark's folder, as a user runs pin in a repository of
     # theirs. In pinner's checkout, pin would read pinner's own pyproject.toml for settings.
     cwd: Path
+    instructions: bool = False  # count pin's instructions in one more run of each figure
 
 
 def images(sizes: Sizes) -> list[tuple[str, str]]:
@@ -179,10 +189,19 @@ class Times:
     start: float  # python -c pass
     pin_cpu: float
     pindock_cpu: float | None
+    pin_instructions: int | None = None
 
     def figure(self, name: str, floor: float | None, must: str, goal: str) -> Figure:
         return Figure(
-            name, self.pin, self.pindock, floor, must, goal, self.pin_cpu, self.pindock_cpu
+            name,
+            self.pin,
+            self.pindock,
+            floor,
+            must,
+            goal,
+            self.pin_cpu,
+            self.pindock_cpu,
+            self.pin_instructions,
         )
 
 
@@ -205,9 +224,34 @@ def race(tools: Tools, pin: Job, pindock: Job | None) -> Times:
             job.check()
     medians = {name: statistics.median(values) for name, values in times.items()}
     cpus = {name: statistics.median(values) for name, values in cpu.items()}
+    counted = None
+    if tools.instructions:
+        pin.prepare()
+        counted = instructions(pin.argv, tools)
+        pin.check()
     return Times(
-        medians["pin"], medians.get("pindock"), medians["start"], cpus["pin"], cpus.get("pindock")
+        medians["pin"],
+        medians.get("pindock"),
+        medians["start"],
+        cpus["pin"],
+        cpus.get("pindock"),
+        counted,
     )
+
+
+def instructions(argv: list[str], tools: Tools) -> int:
+    """The instructions one run of *argv* executed in user space, its forked processes
+    included (each writes its own count), as valgrind's cachegrind counts them."""
+    with tempfile.TemporaryDirectory() as logs:
+        counter = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+        counter += ["--cachegrind-out-file=/dev/null", f"--log-file={logs}/%p"]
+        run([*counter, *argv], tools)
+        counts = [_REFS.search(log.read_text()) for log in Path(logs).iterdir()]
+    return sum(int(found[1].replace(",", "")) for found in counts if found)
+
+
+# cachegrind's summary line: "==1234== I   refs:      646,312,118".
+_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
 def write(paths: list[Path], texts: list[str]) -> None:
@@ -360,7 +404,7 @@ def seconds(value: float | None) -> str:
 
 
 def table(figures: list[Figure]) -> str:
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("figure", "pin", "pindock", "floor", "pin/floor", "pin/pindock", "must", "goal", "cpu")
     ]
     rows += [
@@ -377,6 +421,12 @@ def table(figures: list[Figure]) -> str:
         )
         for f in figures
     ]
+    if any(f.pin_instructions is not None for f in figures):
+        rows[0] += ("pin instructions",)
+        rows[1:] = [
+            (*row, "n/a" if f.pin_instructions is None else f"{f.pin_instructions / 1e6:,.1f} M")
+            for row, f in zip(rows[1:], figures, strict=True)
+        ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
@@ -398,12 +448,19 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         choices=FIGURES,
         help="measure this figure only (again for more than one), to compare two changes faster",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count pin's instructions in one more run of each figure (valgrind)",
+    )
     args = parser.parse_args(argv)
     only = args.only or FIGURES
     sizes = QUICK if args.quick else Sizes()
     pin = installed("pin")
     if pin is None:
         sys.exit("install the project first: pip install .")
+    if args.instructions and shutil.which("valgrind") is None:
+        sys.exit("--instructions counts with valgrind: install it (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         home = folder / "home"
@@ -411,7 +468,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
         if "PYTHONPATH" in os.environ:  # to measure another checkout with the same install
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        tools = Tools(pin, installed("pindock"), env, args.runs, folder)
+        tools = Tools(pin, installed("pindock"), env, args.runs, folder, args.instructions)
         if tools.pindock is None:
             print("pindock is not installed (pip install pindock): its ratios are n/a")
         startup = race(tools, Job([pin, "--version"]), None)

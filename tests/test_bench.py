@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -54,3 +55,20 @@ def test_only_the_figures_asked_for_are_measured(
     assert [f.name[:2] for f in figures] == ["P2", "P4"]
     printed = capsys.readouterr().out
     assert "P1" not in printed and "P3" not in printed
+
+
+def test_instructions_are_counted_in_one_more_run_of_each_figure(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("valgrind") is None:  # as for docker-registry (tests/distribution.py)
+        missing = "valgrind is not installed (apt-get install valgrind; scripts/test does)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(missing, pytrace=False)
+        pytest.skip(missing)
+    bench = _load(monkeypatch)
+    figures = bench.main(["--quick", "--runs", "1", "--only", "P2", "--instructions"])
+    # Python's start-up alone is tens of millions of instructions.
+    assert [f.name[:2] for f in figures] == ["P2"] and figures[0].pin_instructions > 10**7
+    printed = capsys.readouterr().out
+    assert "pin instructions" in printed
+    assert f"{figures[0].pin_instructions / 1e6:,.1f} M" in printed
