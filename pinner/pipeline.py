@@ -584,6 +584,7 @@ async def _client(
     from pinner.resolve.http11 import Transport
     from pinner.resolve.lean import without_trio
     from pinner.resolve.tls import trusted_certificates
+    from pinner.resolve.transport import Client
 
     mirrors = dict(options.mirrors)
     tls = any(base_url(r, mirrors).startswith("https:") for r in registries)
@@ -596,7 +597,7 @@ async def _client(
     if transport is not None:
         preconnect = functools.partial(transport.preconnect, timeout=options.timeout)
     with without_trio():
-        http = httpx.AsyncClient(
+        http = Client(
             transport=transport,
             verify=verify,
             timeout=httpx.Timeout(options.timeout),

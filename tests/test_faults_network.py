@@ -332,6 +332,17 @@ def test_an_unreadable_retry_after_falls_back_to_backoff(
     assert cgr.requests_to(HISTORY)[0].status == 503
 
 
+def test_a_registry_s_cookies_are_not_sent_back(cgr: FakeRegistry, dockerfile: Path) -> None:
+    # As Docker and containerd: no cookie jar. The retried request goes without the cookie.
+    cookie = {"Set-Cookie": "session=abc123; Path=/", "Retry-After": "0"}
+    cgr.fail(1, 503, headers=cookie, path_contains=HISTORY)
+    ran = run_pin(*mirror(cgr), dockerfile)
+    assert ran.code == 0, ran.stderr
+    statuses = [r.status for r in cgr.requests_to(HISTORY)]
+    assert statuses[0] == 503 and set(statuses[1:]) == {200}
+    assert not [r for r in cgr.requests if "cookie" in r.headers]
+
+
 # --- 6. messages that say what happened --------------------------------------------------------
 
 
