@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from pinner.errors import RegistryError
@@ -85,14 +84,13 @@ def refuse_future(builds: Iterable[Build], now_ns: int) -> None:
             )
 
 
-@dataclass(frozen=True)
-class HistoryListing:
+class HistoryListing(NamedTuple):
     """``pin --history IMAGE``: the builds of a tag, newest first, and where a pin is."""
 
     image: str
     builds: list[Build]
-    digest: str | None = None  # the digest of IMAGE@sha256:..., if one was given
-    pinned: Build | None = None  # the build of that digest, if it is in the history
-    behind: int = 0  # how many builds of the tag are newer than the pinned one
+    digest: str | None  # the digest of IMAGE@sha256:..., if one was given
+    pinned: Build | None  # the build of that digest, if it is in the history
+    behind: int  # how many builds of the tag are newer than the pinned one
     # --changes: per build's digest, what changed since the build before it, or why unknown
-    changes: dict[str, tuple[Changes | None, str | None]] = field(default_factory=dict)
+    changes: dict[str, tuple[Changes | None, str | None]]
