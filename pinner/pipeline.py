@@ -467,9 +467,9 @@ async def _resolve_async(
             repositories = [repo for reg, repo in wanted if reg == registry]
             client.expect(registry, repositories, lookups.get(registry, 0))
         work = _Work(ChainguardResolver(client), DistributionResolver(client), options)
-        # One job per image and digest it is pinned to (if any), not per place: a monorepo
+        # One job per image and the digest it is pinned to (if any), not per place: a monorepo
         # names each image in many files, and every job is a task the event loop runs (and
-        # the progress bar counts). The places of a job share every request (_Work.pin).
+        # the progress bar counts).
         places: dict[tuple[_Key, str | None], list[_Target]] = {}
         for target in targets:
             places.setdefault((target.key, target.found.reference.digest), []).append(target)
@@ -696,10 +696,11 @@ class _Work:
             self.results.errors[self._failed[key]] = line
 
     async def pin(self, places: list[_Target]) -> None:
-        """Look up one image (registry, repository, tag) for the places that name it with the
-        same digest, or none: what they ask of the registry is the same (the tag's build, and
-        for a per-platform pin the kind of that digest), so one after another they wait for it
-        once; places with other digests are other jobs, which go at the same time."""
+        """Look up one image (registry, repository, tag) for all the places that name it pinned
+        to the same digest, or to none. They ask the registry the same things (the tag's build;
+        for a per-platform pin, that digest's platform), so each is answered from the first
+        one's requests; places pinned to other digests are jobs of their own, which run at the
+        same time."""
         from pinner.reference import ImageReference
 
         registry, repository, tag = image = places[0].key
