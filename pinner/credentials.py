@@ -40,8 +40,10 @@ import selectors
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -84,24 +86,61 @@ class _Config:
 
 
 def find_credential(
-    registry: str, repository: str, *, env: Mapping[str, str] | None = None
+    registry: str,
+    repository: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    answers: HelperAnswers | None = None,
 ) -> Credential | None:
     """The credential ``docker pull registry/repository`` would use, or None for anonymous.
 
-    Raises FileError for a config that cannot be decoded, AuthError for a credential helper
-    that is missing, refused or fails.
+    A credential helper's answer is taken from *answers* when it has one for the host (and
+    kept there when not). Raises FileError for a config that cannot be decoded, AuthError for
+    a credential helper that is missing, refused or fails.
     """
     environ = os.environ if env is None else env
     host = _canonical_host(registry)
+    ask = answers or HelperAnswers()
     for config in _docker_configs(environ):
-        credential = _from_docker_config(config, host, environ)
+        credential = _from_docker_config(config, host, environ, ask)
         if credential is not None:
             return credential
     for config in _podman_auth_files(environ):
-        credential = _from_podman_auth_file(config, host, repository, environ)
+        credential = _from_podman_auth_file(config, host, repository, environ, ask)
         if credential is not None:
             return credential
     return None
+
+
+class HelperAnswers:
+    """What each credential helper answered for each host, kept for a run.
+
+    Docker asks a helper for a host, so one answer serves every repository there: a helper
+    (a keychain, a cloud CLI behind it) runs once a host in a run, not once a repository, and
+    one that fails or takes too long does so once. Lookups run on worker threads at the same
+    time: the first that needs an answer runs the helper, the others wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, ...], Future[Credential | None]] = {}
+
+    def ask(
+        self, name: str, section: str, origin: str, host: str, env: Mapping[str, str]
+    ) -> Credential | None:
+        """:func:`_ask_helper`'s answer, or its error, the first time; the same after."""
+        key = (name, section, origin, host)
+        with self._lock:
+            answer = self._answers.get(key)
+            first = answer is None
+            if answer is None:
+                answer = self._answers[key] = Future()
+        if first:
+            try:
+                answer.set_result(_ask_helper(name, section, origin, host, env))
+            except BaseException as e:  # waiters get it too, rather than waiting for ever
+                answer.set_exception(e)
+        return answer.result()
 
 
 # --- where the configs are ---------------------------------------------------------------
@@ -259,16 +298,18 @@ def _matching_entries(
 # --- reading one config ------------------------------------------------------------------
 
 
-def _from_docker_config(config: _Config, host: str, env: Mapping[str, str]) -> Credential | None:
+def _from_docker_config(
+    config: _Config, host: str, env: Mapping[str, str], answers: HelperAnswers
+) -> Credential | None:
     """docker/cli ResolveAuthConfig: credHelpers, else credsStore, else auths."""
     helper = _helper_for(config, host, sections=("credHelpers", "credsStore"))
     if helper is not None:
-        return _ask_helper(helper[1], helper[0], config.origin, host, env)
+        return answers.ask(helper[1], helper[0], config.origin, host, env)
     return _from_auths(config, host, repository=None)
 
 
 def _from_podman_auth_file(
-    config: _Config, host: str, repository: str, env: Mapping[str, str]
+    config: _Config, host: str, repository: str, env: Mapping[str, str], answers: HelperAnswers
 ) -> Credential | None:
     """containers/image findCredentialsInFile: credHelpers, else the most specific auths key.
 
@@ -276,7 +317,7 @@ def _from_podman_auth_file(
     """
     helper = _helper_for(config, host, sections=("credHelpers",))
     if helper is not None:
-        return _ask_helper(helper[1], helper[0], config.origin, host, env)
+        return answers.ask(helper[1], helper[0], config.origin, host, env)
     return _from_auths(config, host, repository)
 
 

@@ -6,12 +6,13 @@ import base64
 import json
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from pinner import credentials
-from pinner.credentials import Credential, find_credential
+from pinner.credentials import Credential, HelperAnswers, find_credential
 from pinner.errors import AuthError, FileError
 
 SECRET = "s3cret-Pa55"
@@ -324,6 +325,26 @@ def test_helper_that_hangs_is_stopped(
     write_docker_config(home, {"credHelpers": {"cgr.dev": "slow"}})
     with pytest.raises(AuthError, match=r"docker-credential-slow .* did not answer for cgr\.dev"):
         find_credential("cgr.dev", "chainguard/python", env=env)
+
+
+def test_a_helper_that_hangs_is_run_once_for_a_run_s_lookups_at_once(
+    home: Path, bindir: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run looks up every repository of a registry at once, on worker threads: the helper is
+    # asked once for the host, so it hangs once, and every lookup gets its error.
+    monkeypatch.setattr(credentials, "HELPER_TIMEOUT_SECONDS", 0.5)
+    helper = write_helper(bindir, "slow", 'echo >> "$0.runs"\nexec sleep 30\n')
+    write_docker_config(home, {"credsStore": "slow"})
+    answers = HelperAnswers()
+    with ThreadPoolExecutor(4) as pool:
+        lookups = [
+            pool.submit(find_credential, "cgr.dev", f"chainguard/img{i}", env=env, answers=answers)
+            for i in range(4)
+        ]
+    for lookup in lookups:
+        with pytest.raises(AuthError, match=r"docker-credential-slow .* did not answer"):
+            lookup.result()
+    assert Path(f"{helper}.runs").read_text() == "\n"
 
 
 @pytest.mark.parametrize("name", ["../../bin/evil", "/usr/bin/true", "a b", ""])

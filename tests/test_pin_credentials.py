@@ -202,6 +202,30 @@ def test_a_credential_helper_answers_for_cgr_dev(
     assert f"from {section} in {path} (docker-credential-cgr)" in ran.stderr
 
 
+def test_a_helper_is_asked_once_per_host_however_many_repositories_the_run_pins(
+    private: FakeRegistry, home: Path, bindir: Path, tmp_path: Path
+) -> None:
+    # Docker asks a helper by host: its answer serves every repository there. A keychain or a
+    # cloud CLI behind it is run once a run, not once a repository.
+    private.add_private("myorg", USER, HELPER_SECRET)
+    names = ["app", "api", "web", "worker"]
+    for name in names[1:]:
+        private.add_nightly(f"myorg/{name}", "1.2", 3, datetime(2024, 1, 1, tzinfo=UTC))
+    helper = answering_helper(bindir, "cgr", USER, HELPER_SECRET)
+    counted = helper.read_text().replace('cat > "$0.asked"', 'cat > "$0.asked"; echo >> "$0.runs"')
+    helper.write_text(counted)
+    docker_config(home, {"credsStore": "cgr"})
+    paths = [tmp_path / f"{name}.Dockerfile" for name in names]
+    for path, name in zip(paths, names, strict=True):
+        path.write_text(f"FROM cgr.dev/myorg/{name}:1.2\n")
+    ran = run_pin(*mirror(private), *paths)
+    assert ran.code == 0, ran.stderr
+    for path, name in zip(paths, names, strict=True):
+        digest = nightly_digest(f"myorg/{name}", "1.2", 2)
+        assert path.read_text() == f"FROM cgr.dev/myorg/{name}:1.2@{digest}\n"
+    assert Path(f"{helper}.runs").read_text() == "\n"
+
+
 def test_a_registry_token_is_the_bearer_and_never_goes_to_the_token_service(
     private: FakeRegistry, home: Path, dockerfile: Path
 ) -> None:

@@ -46,6 +46,7 @@ import base64
 import email.utils
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
@@ -76,7 +77,7 @@ from pinner.resolve.transport import (
 )
 
 if TYPE_CHECKING:
-    from pinner.credentials import Credential
+    from pinner.credentials import Credential, HelperAnswers
     from pinner.resolve.ping import Ping
 
 USER_AGENT = "pinner (+https://pypi.org/project/pinner/)"
@@ -99,15 +100,6 @@ _SLOW_HINT = "check the network or proxy, or raise --timeout; `pin --check` work
 
 Log = Callable[[str], None]
 CredentialLookup = Callable[[str, str], "Credential | None"]
-
-
-def find_credential(registry: str, repository: str) -> Credential | None:
-    """:func:`pinner.credentials.find_credential`, imported when first called (on a worker
-    thread, see RegistryClient._credential): a run whose registries ask for no credentials
-    never pays for that module, and one that does pays once an answer has asked."""
-    from pinner.credentials import find_credential
-
-    return find_credential(registry, repository)
 
 
 # NamedTuples and plain classes, not dataclasses: see Resolution in pinner/resolve/__init__.py.
@@ -184,7 +176,7 @@ class RegistryClient:
         mirrors: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
         log: Log | None = None,
-        credentials: CredentialLookup = find_credential,
+        credentials: CredentialLookup | None = None,  # by default, where docker pull looks
         timeout: float = REQUEST_TIMEOUT,  # seconds for one whole exchange (see transport)
         # Opens connections ahead to a URL's origin, as many as said, when the next request
         # to it is sent or at once (see http11.preconnect).
@@ -196,7 +188,10 @@ class RegistryClient:
         self.mirrors: Mapping[str, str] = mirrors or {}
         self.retry = retry or RetryPolicy()
         self.log = log
-        self.credentials = credentials
+        self.credentials = credentials or self._find_credential
+        # What credential helpers answered in this run (made by the first lookup).
+        self._helper_answers: HelperAnswers | None = None
+        self._helper_answers_made = threading.Lock()
         self.timeout = timeout
         self.preconnect = preconnect
         self.pings: Mapping[str, Ping] = pings or {}
@@ -457,6 +452,18 @@ class RegistryClient:
             )
         tried = f" after {attempts} attempts" if status in _RETRY_STATUS else ""
         return RegistryError(f"{registry} answered HTTP {status}{_error_code(response)}{tried}")
+
+    def _find_credential(self, registry: str, repository: str) -> Credential | None:
+        """:func:`pinner.credentials.find_credential`, with the helper answers of this run
+        (each helper runs once a host). Called on a worker thread (see _credential), and the
+        module imported there when first called: a run whose registries ask for no
+        credentials never pays for it, and one that does pays once an answer has asked."""
+        from pinner.credentials import HelperAnswers, find_credential
+
+        with self._helper_answers_made:
+            if self._helper_answers is None:
+                self._helper_answers = HelperAnswers()
+        return find_credential(registry, repository, answers=self._helper_answers)
 
     async def _credential(self, registry: str, repository: str) -> Credential | None:
         key = (registry, repository)
