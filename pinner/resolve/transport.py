@@ -71,7 +71,7 @@ class Client(httpx.AsyncClient):
 
     @cookies.setter
     def cookies(self, cookies: object) -> None:
-        raise TypeError("pin keeps no cookies for registries")
+        pass  # none kept: should an httpx release set them here, a run still works
 
 
 # NamedTuples and a plain class, not dataclasses: see Resolution in pinner/resolve/__init__.py.
