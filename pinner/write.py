@@ -199,8 +199,8 @@ def _new_file(folder: str, name: str) -> tuple[int, str]:
     What ``tempfile.mkstemp`` does, for less: it draws each name from a ``random.Random`` (and
     checks the process id each time, to re-seed it after a fork) and makes the path it returns
     absolute; these names come from the kernel's random source, as unpredictable. ~20-30 us a
-    file less here, and a run that writes does not import tempfile (random, shutil, bz2, lzma:
-    ~7 ms).
+    file less here. (tempfile is imported anyway by a run that writes, which has asked a
+    registry: httpx imports http.cookiejar, which imports urllib.request, which imports it.)
     """
     for _ in range(TEMPORARY_NAME_ATTEMPTS):
         temp = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.pin")
