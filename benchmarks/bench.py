@@ -49,6 +49,7 @@ import itertools
 import os
 import re
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -260,19 +261,40 @@ def write(paths: list[Path], texts: list[str]) -> None:
 
 
 def fresh(folder: Path, runs: Iterator[int]) -> None:
-    """A new, empty *folder*; the last run's is set aside beside it, not deleted.
+    """A new, empty *folder*, in block groups of its own (see spread()); the last run's is set
+    aside beside it, not deleted.
 
     Each run writes the case into a folder of its own, as files at rest in a user's
     repository. Rewritten in place, the files a tool replaced by renaming (as pin does) were
-    freed a second earlier, and ext4 without a journal (this machine's disk) passes over the
-    inodes freed in the last minute or so when it allocates one, looking at each
-    (recently_deleted() in fs/ext4/ialloc.c): every run created its files slower than the
-    last (P3's pin runs went from 0.36 to 0.70 s of CPU over 20 runs, on the same work). That
-    cost belongs to running a tool 20 times a minute, not to the tool.
+    freed a second earlier, and every run created its files slower than the last (P3's pin
+    runs went from 0.36 to 0.70 s of CPU over 20 runs, on the same work). That cost belongs
+    to running a tool 20 times a minute, not to the tool.
     """
     if folder.exists():
         folder.rename(folder.with_name(f"{folder.name}.run{next(runs)}"))
-    folder.mkdir()
+    # Made under a name of its own, then renamed: ext4 starts its search for a top directory's
+    # group from a hash of the name, and "p3" would go where the last benchmark's "p3" was.
+    made = folder.with_name(f"{folder.name}.{secrets.token_hex(8)}")
+    made.mkdir()
+    made.rename(folder)
+
+
+def spread(folder: Path) -> None:
+    """Have the file system put the folders made in *folder* in block groups of their own.
+
+    On ext4 without a journal (this machine's disk), creating a file passes over each inode
+    of its block group that was freed in the last minutes, one by one (recently_deleted() in
+    fs/ext4/ialloc.c, consulted only when there is no journal). A benchmark frees thousands
+    when it ends (P4's tree alone is 20,000 inodes), and the next one's folders went to the
+    same groups: 200 files took 90-104 ms to create there, 4-5 ms in a fresh group, and pin's
+    P3 runs took 0.15 s more CPU for the same work straight after another benchmark. With
+    the Orlov "top directory" flag (``chattr +T``), ext4 spreads the folders made in *folder*
+    over the disk, as it does those made at its root, so that each run's files are created
+    away from the last run's leftovers, as in a fresh checkout. A file system without the flag
+    (or a machine without chattr) is left as it is.
+    """
+    if shutil.which("chattr") is not None:
+        subprocess.run(["chattr", "+T", str(folder)], capture_output=True, check=False)
 
 
 def check_pinned(paths: list[Path], expected: int) -> None:
@@ -463,6 +485,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         sys.exit("--instructions counts with valgrind: install it (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
+        spread(folder)
         home = folder / "home"
         home.mkdir()
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "LANG": "C.UTF-8"}
