@@ -294,8 +294,9 @@ def spread(folder: Path) -> None:
     P3 runs took 0.15 s more CPU for the same work straight after another benchmark. With
     the Orlov "top directory" flag (``chattr +T``), ext4 spreads the folders made in *folder*
     over the disk, as it does those made at its root, so that each run's files are created
-    away from the last run's leftovers, as in a fresh checkout. A file system without the flag
-    (or a machine without chattr) is left as it is.
+    away from the last run's leftovers, as in a fresh checkout. Not always: ext4 also prefers
+    the groups with the fewest folders, which the last benchmark's clean-up has just emptied.
+    A file system without the flag (or a machine without chattr) is left as it is.
     """
     if shutil.which("chattr") is not None:
         subprocess.run(["chattr", "+T", str(folder)], capture_output=True, check=False)
