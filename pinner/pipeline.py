@@ -1019,7 +1019,9 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
         raise type(e)(f"{image}: {e}") from None
     mine = [b for b in every if b.digest == reference.digest]
     if not mine:
-        return HistoryListing(image, builds, reference.digest, None, 0, changes)
+        return HistoryListing(
+            image, builds, reference.digest, pinned=None, behind=0, changes=changes
+        )
     pinned = max(mine)
     behind = sum(1 for b in every if b.ns > pinned.ns)
     return HistoryListing(image, builds, reference.digest, pinned, behind, changes)
