@@ -64,7 +64,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pinner.resolve.distribution import ACCEPT
+from pinner.resolve.lookups import ACCEPT
 from tests.fakeregistry import running_registry
 from tests.relay import Relay
 

@@ -15,23 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from urllib.parse import quote
 
 from pinner.errors import RegistryError
 from pinner.limits import MAX_MANIFEST_BYTES
 from pinner.reference import ImageReference, is_sha256_digest
 from pinner.resolve import Resolution
 from pinner.resolve.client import RegistryClient
+from pinner.resolve.lookups import ACCEPT, MANIFEST_TYPES, manifest_path
 from pinner.resolve.transport import Body
 from pinner.timestamps import Cutoff
 
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-ACCEPT = ", ".join(MANIFEST_TYPES)
 _MANIFEST = Body("a manifest", MAX_MANIFEST_BYTES)
 
 
@@ -47,7 +40,7 @@ class DistributionResolver:
         return Resolution(await self.manifest_digest(reference, reference.effective_tag))
 
     async def manifest_digest(self, reference: ImageReference, tag_or_digest: str) -> str:
-        path = f"/v2/{reference.repository}/manifests/{quote(tag_or_digest, safe=':')}"
+        path = manifest_path(reference.repository, tag_or_digest)
         headers = {"Accept": ACCEPT}
         head = await self.client.request(
             "HEAD", reference.registry, reference.repository, path, headers=headers

@@ -32,7 +32,8 @@ from pinner.platforms import (
     select,
 )
 from pinner.reference import ImageReference, is_sha256_digest
-from pinner.resolve.distribution import ACCEPT, DistributionResolver
+from pinner.resolve.distribution import DistributionResolver
+from pinner.resolve.lookups import ACCEPT
 from pinner.resolve.transport import Body
 
 Call = Callable[[tuple[Any, ...], Callable[[], Awaitable[Any]]], Awaitable[Any]]
