@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from pinner.resolve.chainguard import ChainguardResolver
     from pinner.resolve.client import RegistryClient
     from pinner.resolve.distribution import DistributionResolver
-    from pinner.resolve.ping import Pings
+    from pinner.resolve.ping import Lookup, Pings
     from pinner.resolve.platform import Listed, PlatformPins
     from pinner.sbom import Changes
 
@@ -435,7 +435,8 @@ class _Results:
 
 def _resolve(targets: list[_Target], audits: list[_Audit], options: Options) -> _Results:
     registries = {t.key[0] for t in targets} | {a.found.reference.registry for a in audits}
-    pings = _ping(options, registries)  # first: they go out while asyncio and httpx load
+    # First: they go out while asyncio and httpx load.
+    pings = _ping(options, registries, _lookups_ahead(targets, options))
 
     from pinner.signals import run_async
 
@@ -546,9 +547,12 @@ def _waiting_on(pending: dict[tuple[str, str], int]) -> str:
     return f"waiting on {len(registries)} registries ({len(pending)} images)"
 
 
-def _ping(options: Options, registries: Iterable[str]) -> Pings | None:
-    """Each registry's GET /v2/, sent now on threads (see pinner.resolve.ping); None when an
-    environment proxy is set, which only httpx's own transport honours."""
+def _ping(
+    options: Options, registries: Iterable[str], ahead: dict[str, list[Lookup]]
+) -> Pings | None:
+    """Each registry's GET /v2/, sent now on threads, and the lookups *ahead* of those that
+    answer 200 (see pinner.resolve.ping); None when an environment proxy is set, which only
+    httpx's own transport honours."""
     if _proxied():
         return None
     from pinner.registries import base_url
@@ -556,7 +560,29 @@ def _ping(options: Options, registries: Iterable[str]) -> Pings | None:
 
     mirrors = dict(options.mirrors)
     urls = {registry: base_url(registry, mirrors) for registry in registries}
-    return Pings(urls, timeout=options.timeout, user_agent=_user_agent())
+    return Pings(urls, timeout=options.timeout, user_agent=_user_agent(), ahead=ahead)
+
+
+def _lookups_ahead(targets: list[_Target], options: Options) -> dict[str, list[Lookup]]:
+    """The requests the first lookups of each registry other than cgr.dev will send (the
+    tag's manifest HEAD, see DistributionResolver), as many as go at once: sent at start-up
+    if the registry's ping is answered 200, and taken by the lookups that send the same."""
+    from pinner.resolve.lookups import ACCEPT, manifest_path
+
+    ahead: dict[str, list[Lookup]] = {}
+    if options.cutoff is not None:
+        return ahead  # no lookup of a registry without a tag history goes
+    seen: set[_Key] = set()
+    for target in targets:
+        registry, repository, tag = target.key
+        if registry == CHAINGUARD or target.key in seen:
+            continue
+        seen.add(target.key)
+        lookups = ahead.setdefault(registry, [])
+        if len(lookups) < options.concurrency:
+            headers = (*_client_headers().items(), ("Accept", ACCEPT))
+            lookups.append((manifest_path(repository, tag), headers))
+    return ahead
 
 
 @contextlib.asynccontextmanager
@@ -592,7 +618,10 @@ async def _client(
     verify = pings.certificates() if tls and pings else trusted_certificates(needed=tls)
     # pin's own HTTP/1.1 transport (see http11.py), unless an environment proxy is set: httpx
     # honours HTTPS_PROXY, NO_PROXY and the like only with its own transport (httpcore's).
-    transport = None if _proxied() else Transport(verify, keep_alive=options.concurrency)
+    transport = None
+    if not _proxied():
+        ahead = [lookup for each in pings.ahead.values() for lookup in each] if pings else []
+        transport = Transport(verify, keep_alive=options.concurrency, ahead=ahead)
     preconnect = None
     if transport is not None:
         preconnect = functools.partial(transport.preconnect, timeout=options.timeout)
@@ -605,10 +634,8 @@ async def _client(
             limits=httpx.Limits(
                 max_connections=None, max_keepalive_connections=options.concurrency
             ),
-            # Redirects are followed by the transport, which bounds them; gzip is the only
-            # encoding it inflates (with a cap), so it is the only one asked for.
             follow_redirects=False,
-            headers={"User-Agent": _user_agent(), "Accept-Encoding": "gzip"},
+            headers=_client_headers(),
         )
     async with http:
         yield RegistryClient(
@@ -961,6 +988,13 @@ def _rewrite(
     return outcomes
 
 
+def _client_headers() -> dict[str, str]:
+    """The fields every request of the run carries, besides httpx's ``Host`` and
+    ``Connection``. gzip is the only encoding the transport inflates (with a cap), so it is the
+    only one asked for."""
+    return {"User-Agent": _user_agent(), "Accept-Encoding": "gzip"}
+
+
 def _user_agent() -> str:
     from pinner import __version__
 
@@ -1009,7 +1043,7 @@ def history(image: str, options: Options, limit: int) -> HistoryListing:
             # Where the pin sits needs the whole history: it may be older than any row shown.
             return recent, await resolver.all_builds(reference)
 
-    pings = _ping(options, [CHAINGUARD])  # first: it goes out while asyncio and httpx load
+    pings = _ping(options, [CHAINGUARD], {})  # first: it goes out while asyncio and httpx load
 
     from pinner.signals import run_async
 

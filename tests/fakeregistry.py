@@ -2,7 +2,9 @@
 
 It speaks the part of cgr.dev that pinner uses, the way cgr.dev speaks it:
 
-* ``GET /v2/`` answers 401 with a Bearer challenge naming ``<url>/token`` and ``<host:port>``.
+* ``GET /v2/`` answers 401 with a Bearer challenge naming ``<url>/token`` and ``<host:port>``
+  (``anonymous=True``: 200, and the repositories that are not private need no token, as a
+  ``docker-registry`` without auth).
 * ``GET /token?service=..&scope=repository:<repo>:pull`` issues a token scoped to the repositories
   asked for; ``POST /token`` takes an OAuth2 ``refresh_token`` (or ``password``) grant, as Docker
   and containerd send when they hold an identity token.
@@ -362,6 +364,7 @@ class FakeRegistry:
         token_value: str | None = None,
         grant_scopes: int | None = None,
         max_scopes: int | None = None,
+        anonymous: bool = False,
     ) -> None:
         # Options are plain attributes: a test may change them while the server runs
         # (except ``tls``, read when it starts).
@@ -380,6 +383,9 @@ class FakeRegistry:
         # token covers those alone), or that refuses (400) a request with more than max_scopes.
         self.grant_scopes = grant_scopes
         self.max_scopes = max_scopes
+        # A registry without auth (docker-registry's default): /v2/ answers 200, and every
+        # repository but the private ones is read without a token.
+        self.anonymous = anonymous
         self._lock = threading.RLock()
         self._histories: dict[tuple[str, str], _TagHistory] = {}
         # Content stored by put_manifest / put_blob / put_tag: (repo, digest) -> (type, body).
@@ -740,6 +746,8 @@ class FakeRegistry:
         return _error(404, "NOT_FOUND", f"no route for {path}")
 
     def _ping(self, headers: Mapping[str, str]) -> _Reply:
+        if self.anonymous:
+            return _json(200, {})
         token = _bearer(headers)
         if token is not None and (
             token in self._tokens or any(token in r.registry_tokens for r in self._realms)
@@ -915,6 +923,8 @@ class FakeRegistry:
         return token
 
     def _authorised(self, headers: Mapping[str, str], repo: str) -> bool:
+        if self.anonymous and not self._is_private(repo):
+            return True
         token = _bearer(headers)
         if token is None:
             return False

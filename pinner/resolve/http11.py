@@ -24,6 +24,13 @@ registry wait (for their token, or for the answer of the registry's first reques
 connections they will need are set up, so that the connection and TLS handshakes of the next
 wave overlap that wait instead of following it. Such a connection that fails is dropped
 without a word: the request that would have used it connects itself, and says what fails.
+
+And a request may have been sent before this module was even imported: a lookup sent at
+start-up (:class:`pinner.resolve.ping.Ahead`), for a registry whose ping was answered 200.
+The request with the same method, URL and fields (``Host`` and ``Connection`` aside: they
+belong to the connection) takes its answer: h11 reads that head as it reads any, from the
+bytes the thread read, and the exchange goes on from there. Each is taken once; one that got
+no answer to take leaves the request to be sent here, as any other.
 """
 
 from __future__ import annotations
@@ -31,23 +38,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import h11
 import httpx
 
 from pinner.registries import DEFAULT_PORTS
 
+if TYPE_CHECKING:
+    from pinner.resolve.ping import Ahead
+
 _READ_SIZE = 64 * 1024
 _Origin = tuple[str, str, int]  # scheme, host, port
+# A request, as far as an answer to it goes: method, URL and fields (lower-case names, sorted).
+_Asked = tuple[str, str, tuple[tuple[bytes, bytes], ...]]
+_OF_THE_CONNECTION = frozenset({b"host", b"connection"})
 
 
 class Transport(httpx.AsyncBaseTransport):
     """Sends each request on an idle connection to its origin, or on a new one."""
 
-    def __init__(self, tls: ssl.SSLContext, *, keep_alive: int) -> None:
+    def __init__(
+        self, tls: ssl.SSLContext, *, keep_alive: int, ahead: Iterable[Ahead] = ()
+    ) -> None:
         self._tls = tls
         self._keep_alive = keep_alive  # idle connections kept, per origin
+        # Requests sent at start-up, whose answers the same requests take (once).
+        self._ahead: dict[_Asked, Ahead] = {}
+        for lookup in ahead:
+            fields = [(name.encode(), value.encode()) for name, value in lookup.headers]
+            with contextlib.suppress(httpx.InvalidURL):  # then no request matches it
+                self._ahead.setdefault(_asked("HEAD", httpx.URL(lookup.url), fields), lookup)
         self._idle: dict[_Origin, list[_Connection]] = {}
         # Connections to open ahead once the next request to their origin is sent (how many,
         # and the time each may take), then those being opened, not yet taken by a request.
@@ -79,6 +101,21 @@ class Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         origin = _origin(request.url)
+        if self._ahead:
+            lookup = self._ahead.pop(_asked(request.method, request.url, request.headers.raw), None)
+            early = None if lookup is None else await lookup.answer()
+            if early is not None:
+                answered = _Answered(early.head)
+                response = await answered.send(request)
+                return httpx.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    stream=_Body(answered, self, origin),
+                    extensions={
+                        "http_version": b"HTTP/" + response.http_version,
+                        "pinner_sent_at_start_up": early.elapsed,
+                    },
+                )
         connection = self._reuse(origin) or await self._opened_ahead(origin)
         if connection is None:
             self._connecting[origin] = self._connecting.get(origin, 0) + 1
@@ -180,6 +217,11 @@ def _origin(url: httpx.URL) -> _Origin:
     return url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme, 0)
 
 
+def _asked(method: str, url: httpx.URL, fields: Sequence[tuple[bytes, bytes]]) -> _Asked:
+    kept = sorted((n.lower(), v) for n, v in fields if n.lower() not in _OF_THE_CONNECTION)
+    return method, str(url), tuple(kept)
+
+
 class _Connection:
     """One socket and its h11 state machine."""
 
@@ -213,11 +255,7 @@ class _Connection:
             out += self._h11.send(h11.EndOfMessage())
         except h11.LocalProtocolError as e:  # a header h11 will not send; never quoted
             raise httpx.LocalProtocolError("a request h11 refuses to send") from e
-        try:
-            self._writer.write(out)
-            await self._writer.drain()
-        except OSError as e:
-            raise httpx.WriteError("could not send") from e
+        await self._write(out)
         if sent is not None:
             sent()
         while True:
@@ -226,6 +264,13 @@ class _Connection:
                 return event
             if not isinstance(event, h11.InformationalResponse):  # 100 Continue, 103 Early Hints
                 raise httpx.RemoteProtocolError("the server closed the connection")
+
+    async def _write(self, out: bytes) -> None:
+        try:
+            self._writer.write(out)
+            await self._writer.drain()
+        except OSError as e:
+            raise httpx.WriteError("could not send") from e
 
     async def body(self) -> AsyncIterator[bytes]:
         while True:
@@ -272,6 +317,28 @@ class _Connection:
             with contextlib.suppress(h11.LocalProtocolError):
                 self._h11.start_next_cycle()
         return self.usable()
+
+
+class _Answered(_Connection):
+    """A request sent at start-up, and the head of its answer (a HEAD's answer has no body):
+    h11 goes through the exchange as on any connection, but nothing is written, and what it
+    reads is that head, then the end (the thread hung up). Never reused."""
+
+    def __init__(self, head: bytes) -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(head)
+        reader.feed_eof()
+        self._reader = reader
+        self._h11 = h11.Connection(h11.CLIENT)
+
+    def usable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass  # closed already, by the thread that sent the request
+
+    async def _write(self, out: bytes) -> None:
+        pass  # sent already
 
 
 class _Body(httpx.AsyncByteStream):

@@ -33,20 +33,24 @@ honours ``HTTPS_PROXY`` and ``NO_PROXY``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
+import selectors  # socket imports it anyway
 import socket
 import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from pinner.limits import MAX_PING_HEAD_BYTES
 from pinner.registries import DEFAULT_PORTS
 
 if TYPE_CHECKING:
+    import asyncio
     import ssl
-    from collections.abc import Callable
 
     TlsContext = Callable[[], ssl.SSLContext]
 
@@ -55,8 +59,9 @@ if TYPE_CHECKING:
 _STATUS_LINE_RE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?")
 _FIELD_NAME_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELD_VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-# A path that goes into the request line as it is (a --mirror URL may carry one).
-_PATH_RE = re.compile(r"/[A-Za-z0-9._~/%-]*")
+# A path that goes into the request line as it is (a --mirror URL may carry one; a manifest's
+# by digest has a colon).
+_PATH_RE = re.compile(r"/[A-Za-z0-9._~/%:-]*")
 
 
 class Answer(NamedTuple):
@@ -66,15 +71,48 @@ class Answer(NamedTuple):
     elapsed: float  # seconds, from connecting to the end of the headers
 
 
+class Early(NamedTuple):
+    """The answer to a lookup sent at start-up (:class:`Ahead`)."""
+
+    head: bytes  # its status line and fields, up to and with the blank line that ends them
+    elapsed: float  # seconds, from connecting to the end of the headers
+
+
+# A lookup sent ahead names its registry's path and its headers; Pings makes the URL.
+Lookup = tuple[str, Sequence[tuple[str, str]]]
+
+
 class Pings:
-    """The run's pings, one thread each, all started at once; and the TLS context they and
+    """The run's pings, one thread each, all started at once; the lookups to send at start-up
+    to a registry whose ping is answered 200 (:class:`Ahead`); and the TLS context they and
     the run's HTTP client share (built once, by the first that needs it)."""
 
-    def __init__(self, urls: Mapping[str, str], *, timeout: float, user_agent: str) -> None:
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        *,
+        timeout: float,
+        user_agent: str,
+        ahead: Mapping[str, Sequence[Lookup]] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
+        lookups = ahead or {}
+        self.ahead = {
+            registry: [
+                Ahead(url + path, headers, timeout=timeout, tls=self.certificates)
+                for path, headers in lookups.get(registry, ())
+            ]
+            for registry, url in urls.items()
+        }
         self.each = {
-            registry: Ping(url, timeout=timeout, user_agent=user_agent, tls=self.certificates)
+            registry: Ping(
+                url,
+                timeout=timeout,
+                user_agent=user_agent,
+                tls=self.certificates,
+                ahead=self.ahead[registry],
+            )
             for registry, url in urls.items()
         }
 
@@ -92,20 +130,209 @@ class Pings:
             ping.close()
 
 
-class Ping:
-    """``GET <url>/v2/`` on a daemon thread, started at once; :meth:`answer` waits for it."""
+class _Request:
+    """One request by the standard library, run with others on one thread by :func:`_drive`:
+    connect (and the TLS handshake), send, read the status line and headers (never a body, at
+    most :data:`MAX_PING_HEAD_BYTES`), hang up; all within a deadline. :meth:`close` hangs up
+    from another thread."""
 
-    def __init__(self, url: str, *, timeout: float, user_agent: str, tls: TlsContext) -> None:
-        self.url = f"{url}/v2/"
-        self._deadline = time.monotonic() + timeout
-        self._user_agent = user_agent
+    def __init__(self, url: str, *, timeout: float, tls: TlsContext) -> None:
+        self.url = url
+        self._timeout = timeout
+        self.deadline = time.monotonic() + timeout
         self._tls = tls
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.closed = False
+        # Where it connected: the lookups sent ahead go there too, with no name to resolve.
+        self.address: tuple[int, Any] | None = None
+
+    def close(self) -> None:
+        """Hang up, if the request is still out, and never send it again."""
+        with self._lock:
+            self.closed = True
+        self.hang_up()
+
+    def hang_up(self) -> None:
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+
+    def _steps(
+        self, method: str, headers: Sequence[tuple[str, str]], addresses: Sequence[tuple[int, Any]]
+    ) -> Generator[int, None, Early | None]:
+        """``METHOD url`` with *headers* (and Host) to the first of *addresses* that takes
+        the connection, yielding the selector event it waits for before each next step; the
+        head of the answer, or None if it is not plain HTTP/1.1, too large, or cut short.
+        OSError if the exchange fails below HTTP."""
+        parts = urlsplit(self.url)
+        host = parts.hostname
+        if not host or parts.scheme not in DEFAULT_PORTS or not _PATH_RE.fullmatch(parts.path):
+            return None
+        fields = [("Host", parts.netloc), *headers, ("Connection", "close")]
+        if parts.query or not all(_sendable(name, value) for name, value in fields):
+            return None
+        lines = "".join(f"{name}: {value}\r\n" for name, value in fields)
+        request = f"{method} {parts.path} HTTP/1.1\r\n{lines}\r\n".encode("ascii")
+        started = time.monotonic()
+        connection = yield from self._connect(addresses)
+        # What a non-blocking socket raises to say what it waits for: over TLS, it may be
+        # either whatever it was asked to do (a handshake message may come in the way).
+        wants_read: type[OSError] = BlockingIOError
+        wants_write: type[OSError] = BlockingIOError
+        if parts.scheme == "https":
+            import ssl  # only here: plain http never pays for it before the ping goes
+
+            wants_read, wants_write = ssl.SSLWantReadError, ssl.SSLWantWriteError
+            connection = self._tls().wrap_socket(
+                connection, server_hostname=host, do_handshake_on_connect=False
+            )
+            self._hold(connection)
+            while True:
+                try:
+                    connection.do_handshake()
+                    break
+                except wants_read:
+                    yield _READ
+                except wants_write:
+                    yield _WRITE
+        left = memoryview(request)
+        while left:
+            try:
+                left = left[connection.send(left) :]
+            except (BlockingIOError, wants_write):
+                yield _WRITE
+            except wants_read:
+                yield _READ
+        head = b""
+        while b"\r\n\r\n" not in head:
+            if len(head) > MAX_PING_HEAD_BYTES:
+                return None
+            try:
+                chunk = connection.recv(MAX_PING_HEAD_BYTES)
+            except (BlockingIOError, wants_read):
+                yield _READ
+                continue
+            except wants_write:
+                yield _WRITE
+                continue
+            if not chunk:
+                return None  # closed before the end of the headers
+            head += chunk
+        head = head[: head.index(b"\r\n\r\n") + 4]
+        if len(head) > MAX_PING_HEAD_BYTES:  # it came in one read with its end
+            return None
+        return Early(head, time.monotonic() - started)
+
+    def _connect(self, addresses: Sequence[tuple[int, Any]]) -> Generator[int, None, socket.socket]:
+        """A connected, non-blocking socket to the first of *addresses* that takes it (as
+        ``socket.create_connection`` tries them); the last one's OSError if none does."""
+        failure = OSError("no address to connect to")
+        for family, address in addresses:
+            connection = socket.socket(family, socket.SOCK_STREAM)
+            self._hold(connection)
+            connection.setblocking(False)
+            code = connection.connect_ex(address)
+            if code == errno.EINPROGRESS:
+                yield _WRITE
+                code = connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code == 0:
+                self.address = (family, address)
+                return connection
+            connection.close()
+            failure = OSError(code, os.strerror(code))
+        raise failure
+
+    def _hold(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._socket = connection
+            if self.closed:
+                connection.close()
+
+
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+_LOOK_AGAIN = 0.1  # seconds
+
+
+_R = TypeVar("_R", bound=_Request)
+
+
+def _drive(
+    steps: Mapping[_R, Generator[int, None, Early | None]],
+    done: Callable[[_R, Early | Exception | None], None],
+) -> None:
+    """Run each request's *steps* on this thread, waiting on all their sockets at once; as
+    each ends, *done* gets what it returned (an Early, or None) or the exception it raised
+    (TimeoutError past its deadline)."""
+    waiting: dict[int, _R] = {}  # by file descriptor
+    selector = selectors.DefaultSelector()
+
+    def end(request: _R, outcome: Early | Exception | None) -> None:
+        request.hang_up()
+        done(request, outcome)
+
+    def advance(request: _R) -> None:
+        try:
+            event = next(steps[request])
+        except StopIteration as stop:
+            end(request, stop.value)
+        except Exception as e:  # OSError, and whatever a hostile answer could raise
+            end(request, e)
+        else:
+            descriptor = request._socket.fileno() if request._socket is not None else -1
+            if descriptor < 0:  # closed meanwhile (the run is over)
+                end(request, OSError("closed"))
+                return
+            waiting[descriptor] = request
+            selector.register(descriptor, event)
+
+    try:
+        for request in steps:
+            advance(request)
+        while waiting:
+            now = time.monotonic()
+            for descriptor, request in list(waiting.items()):
+                if request.deadline <= now or request.closed:
+                    selector.unregister(descriptor)
+                    del waiting[descriptor]
+                    late = not request.closed
+                    end(request, TimeoutError("no answer in time") if late else OSError("closed"))
+            if not waiting:
+                break
+            left = min(request.deadline for request in waiting.values()) - now
+            # A socket closed from another thread (the run is over) wakes no selector: look
+            # again now and then.
+            for key, _ in selector.select(min(max(left, 0.0), _LOOK_AGAIN)):
+                request = waiting.pop(key.fd)
+                selector.unregister(key.fd)
+                advance(request)
+    finally:
+        selector.close()
+        for request, generator in steps.items():
+            generator.close()
+            request.hang_up()
+
+
+class Ping(_Request):
+    """``GET <url>/v2/`` on a daemon thread, started at once; :meth:`answer` waits for it.
+    If it is answered 200, the lookups *ahead* go next, on the same thread; if not, none of
+    them does."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        user_agent: str,
+        tls: TlsContext,
+        ahead: Sequence[Ahead] = (),
+    ) -> None:
+        super().__init__(f"{url}/v2/", timeout=timeout, tls=tls)
+        self._user_agent = user_agent
+        self._ahead = ahead
         self._done = threading.Event()
         self._answer: Answer | None = None
         self._failure: OSError | None = None
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._closed = False
         threading.Thread(target=self._run, name=f"pin ping {url}", daemon=True).start()
 
     async def answer(self) -> Answer | None:
@@ -114,7 +341,7 @@ class Ping:
         if not self._done.is_set():
             import asyncio
 
-            left = self._deadline - time.monotonic()
+            left = self.deadline - time.monotonic()
             if not await asyncio.to_thread(self._done.wait, max(left, 0.0)):
                 raise TimeoutError("no answer in time")
         if self._failure is not None:
@@ -122,12 +349,11 @@ class Ping:
         return self._answer
 
     def close(self) -> None:
-        """Hang up, if the ping is still out (its thread then ends), and wake whoever waits
-        for it: the run is over."""
-        with self._lock:
-            self._closed = True
-            if self._socket is not None:
-                self._socket.close()
+        """Hang up, if the ping or a lookup sent ahead is still out, and wake whoever waits
+        for them: the run is over."""
+        super().close()
+        for ahead in self._ahead:
+            ahead.close()
         self._done.set()
 
     def _run(self) -> None:
@@ -139,58 +365,113 @@ class Ping:
             self._answer = None  # and a thread's traceback would reach the terminal
         finally:
             self._done.set()
+        if self._answer is None or self._answer.status != 200 or self.address is None:
+            for ahead in self._ahead:
+                ahead.close()
+            return
+        address = [self.address]  # where the ping went: no name to resolve again
+        steps = {ahead: ahead.steps(address) for ahead in self._ahead}
+        with contextlib.suppress(Exception):  # each lookup's own request meets whatever it was
+            _drive(steps, lambda ahead, outcome: ahead.finish(_early(outcome)))
+        for ahead in self._ahead:
+            ahead.close()  # those the run is over for, or that a failure above left
 
     def _ask(self) -> Answer | None:
         parts = urlsplit(self.url)
-        host = parts.hostname
-        if not host or parts.scheme not in DEFAULT_PORTS or not _PATH_RE.fullmatch(parts.path):
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
+        found = socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
+        addresses = [(family, address) for family, _, _, _, address in found]
+        headers = [("User-Agent", self._user_agent), ("Accept", "application/json")]
+        outcomes: list[Early | Exception | None] = []
+        _drive({self: self._steps("GET", headers, addresses)}, lambda _, o: outcomes.append(o))
+        [outcome] = outcomes
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome is None:
             return None
-        request = (
-            f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"User-Agent: {self._user_agent}\r\nAccept: application/json\r\n"
-            f"Connection: close\r\n\r\n"
-        ).encode("ascii")
-        started = time.monotonic()
-        connection = socket.create_connection(
-            (host, parts.port or DEFAULT_PORTS[parts.scheme]), timeout=self._left()
-        )
-        self._hold(connection)
-        try:
-            if parts.scheme == "https":
-                connection.settimeout(self._left())
-                # The handshake happens here, under the socket's timeout.
-                connection = self._tls().wrap_socket(connection, server_hostname=host)
-                self._hold(connection)
-            connection.settimeout(self._left())
-            connection.sendall(request)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                if len(head) > MAX_PING_HEAD_BYTES:
-                    return None
-                connection.settimeout(self._left())
-                chunk = connection.recv(MAX_PING_HEAD_BYTES)
-                if not chunk:
-                    return None  # closed before the end of the headers
-                head += chunk
-        finally:
-            connection.close()
-        head = head.partition(b"\r\n\r\n")[0]
-        if len(head) > MAX_PING_HEAD_BYTES:  # it came in one read with its end
-            return None
-        return _parsed(head, time.monotonic() - started)
+        return _parsed(outcome.head[:-4], outcome.elapsed)
 
-    def _left(self) -> float:
-        """Seconds left until the deadline, for the next blocking step; TimeoutError if none."""
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no answer in time")
-        return left
 
-    def _hold(self, connection: socket.socket) -> None:
+class Ahead(_Request):
+    """A lookup sent at start-up: ``HEAD`` of a manifest, sent once its registry's ping has
+    been answered 200 (nothing to authenticate), on the ping's thread, with the others of its
+    registry, while the run is still importing what it needs to send it. The run's transport
+    (:mod:`pinner.resolve.http11`) takes the head of its answer for the same request (same
+    URL and fields) instead of sending that, and reads it as it reads any answer.
+
+    What it sends is what that request would: the same URL and fields, no credential (after a
+    200 the run's first requests carry none). Whatever goes wrong (not sent, refused, reset,
+    timed out, an answer that is not plain HTTP/1.1 or is over the cap, a 1xx), there is no
+    answer to take, and the run sends the request itself, which meets and words the fault.
+    """
+
+    def __init__(
+        self, url: str, headers: Sequence[tuple[str, str]], *, timeout: float, tls: TlsContext
+    ) -> None:
+        super().__init__(url, timeout=timeout, tls=tls)
+        self.headers = tuple(headers)
+        self._early: Early | None = None
+        self._finished = False
+        # (event loop, future) of each coroutine waiting for the answer.
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def steps(self, addresses: Sequence[tuple[int, Any]]) -> Generator[int, None, Early | None]:
+        """Its exchange, for :func:`_drive`, with a deadline from now."""
+        self.deadline = time.monotonic() + self._timeout
+        return self._steps("HEAD", self.headers, addresses)
+
+    def close(self) -> None:
+        """Hang up (or never send), and wake whoever waits: there is no answer to take."""
+        super().close()
+        self.finish(None)
+
+    async def answer(self) -> Early | None:
+        """The head of the answer once it is in; None if there is none to take."""
+        import asyncio
+
         with self._lock:
-            self._socket = connection
-            if self._closed:
-                connection.close()
+            waiter = None
+            if not self._finished:
+                loop = asyncio.get_running_loop()
+                waiter = loop.create_future()
+                self._waiters.append((loop, waiter))
+        if waiter is not None:
+            await waiter  # bounded by the deadline of the exchange that waits
+        return self._early
+
+    def finish(self, early: Early | None) -> None:
+        """Keep *early* as the answer, unless it is a 1xx or one h11 would not read (then
+        there is none), and wake whoever waits; only the first call counts."""
+        if early is not None:
+            answer = _parsed(early.head[:-4], early.elapsed)
+            if answer is None or answer.status < 200:
+                early = None
+        with self._lock:
+            if self._finished:
+                return
+            self._early, self._finished = early, True
+            waiters, self._waiters = self._waiters, []
+        for loop, waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: its run is over
+                loop.call_soon_threadsafe(_wake, waiter)
+
+
+def _early(outcome: Early | Exception | None) -> Early | None:
+    return outcome if isinstance(outcome, Early) else None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # not cancelled by its exchange's deadline meanwhile
+        waiter.set_result(None)
+
+
+def _sendable(name: str, value: str) -> bool:
+    return bool(
+        name.isascii()
+        and value.isascii()
+        and _FIELD_NAME_RE.fullmatch(name.encode())
+        and _FIELD_VALUE_RE.fullmatch(value.encode())
+    )
 
 
 def _parsed(head: bytes, elapsed: float) -> Answer | None:

@@ -189,7 +189,13 @@ async def _follow(
             state.answered = True
             if log is not None:
                 elapsed = (time.monotonic() - started) * 1000
-                log(f"{method} {display(target)} -> {response.status_code} ({elapsed:.0f} ms)")
+                ahead = response.extensions.get("pinner_sent_at_start_up")
+                took = (
+                    f"{elapsed:.0f} ms"
+                    if ahead is None
+                    else f"{ahead * 1000:.0f} ms, sent at start-up"
+                )
+                log(f"{method} {display(target)} -> {response.status_code} ({took})")
             location = response.headers.get("Location")
             # A body (the refresh-token grant) must not follow a redirect: a 307/308 re-sends
             # it to whatever host the Location names. The caller sees the redirect instead.
