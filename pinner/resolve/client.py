@@ -7,8 +7,10 @@ the same code. It implements the distribution token flow
 ``WWW-Authenticate`` challenge naming the token realm; the token from the realm
 is reused for every later request to the same repository. A registry's challenge can
 also come from its ``GET /v2/``, asked while the run started (:mod:`pinner.resolve.ping`,
-the one request not sent from here, and sent the same way with ``--mirror``): then no
-lookup is answered 401 at all.
+sent the same way with ``--mirror``): then no lookup is answered 401 at all. Those are the
+requests not sent from here, with the first lookups of a registry that answered it 200, sent
+on the ping's thread: a request sent from here that is the same as one of them takes its
+answer (:mod:`pinner.resolve.http11`), and goes through the rest of this module as any.
 
 Where credentials may go (docker pull's rules, a little stricter):
 

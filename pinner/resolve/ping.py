@@ -9,7 +9,9 @@ thread of its own as soon as the run knows its registries, its round trip overla
 imports instead of following them. What the answer lets :class:`RegistryClient
 <pinner.resolve.client.RegistryClient>` do:
 
-* 200: nothing to authenticate; every lookup goes at once;
+* 200: nothing to authenticate; every lookup goes at once, and the first of them (each tag's
+  manifest ``HEAD``, at most the lookups in flight at once) went already: the ping's thread
+  sends them as soon as the 200 is in (:class:`Ahead`), and the run takes their answers;
 * 401 with a Bearer challenge (with a realm): the challenge is kept as a 401's would be, so
   the tokens for all the run's repositories are asked for at once (anonymous ones too, for
   public repositories), then every lookup goes;
@@ -26,6 +28,12 @@ that fails otherwise (refused, reset, a name that does not resolve, a certificat
 not verify) is left for that request to meet, and put into words. A registry that answers
 /v2/ 200 and a repository 401 costs one 401 per lookup of the first wave, each answered as
 without the ping.
+
+The ping and the lookups sent ahead are one code path: non-blocking steps (:class:`_Request`)
+that one selector on the ping's thread runs together (:func:`_drive`). One thread, not one a
+request: each thread started waits for the imports running on the main thread to let go of
+the GIL. In one traced P3 run each way, the 40 lookups were all connected 44 ms after the
+ping's answer with a thread each, 24 ms with the selector.
 
 Not asked when an environment proxy is set (``pinner.pipeline``): only httpx's own transport
 honours ``HTTPS_PROXY`` and ``NO_PROXY``.
