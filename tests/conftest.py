@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +119,17 @@ def imported_by_main(args: list[str], modules: tuple[str, ...]) -> tuple[int, li
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     rc, *loaded = ran.stdout.split()
     return int(rc), loaded, ran.stderr
+
+
+def interrupted_while(argv: list[str], waiting: Callable[[], bool]) -> tuple[int, str]:
+    """Run *argv*, send it SIGINT once *waiting()* holds (or after 10 s) and a little more:
+    its exit status and its stderr. With a deadline of a minute in *argv*, a run that waited
+    for whatever hangs to give up would not end within the 20 s it is given."""
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 10
+        while not waiting() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the run is waiting on it by now
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    return process.returncode, stderr

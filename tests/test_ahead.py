@@ -9,8 +9,6 @@ request meeting it, within the same bounds.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +18,7 @@ import pytest
 
 from pinner.limits import ATTEMPTS, CONCURRENCY
 from pinner.resolve.lookups import ACCEPT
-from tests.conftest import PYTHON_NEW, error_lines, run_pin
+from tests.conftest import PYTHON_NEW, error_lines, interrupted_while, run_pin
 from tests.fakeregistry import (
     Certificates,
     FakeRegistry,
@@ -254,17 +252,8 @@ def test_ctrl_c_while_the_lookups_sent_ahead_hang_exits_at_once(
     anonymous: FakeRegistry, dockerfile: Path, pin_command: str
 ) -> None:
     anonymous.delay(120, times=len(IMAGES), path_contains=MANIFESTS)
-    with subprocess.Popen(
-        [pin_command, *mirror(anonymous), "--timeout", "60", str(dockerfile)],
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        deadline = time.monotonic() + 10
-        while len(heads(anonymous)) < len(IMAGES) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the run is waiting for their answers by now
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 130
+    argv = [pin_command, *mirror(anonymous), "--timeout", "60", str(dockerfile)]
+    code, stderr = interrupted_while(argv, lambda: len(heads(anonymous)) == len(IMAGES))
+    assert code == 130
     assert stderr.strip().splitlines()[-1] == "pin: interrupted (SIGINT); nothing was written"
     assert dockerfile.read_text() == original()
