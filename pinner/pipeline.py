@@ -572,6 +572,7 @@ def _lookups_ahead(targets: list[_Target], options: Options) -> dict[str, list[L
     ahead: dict[str, list[Lookup]] = {}
     if options.cutoff is not None:
         return ahead  # no lookup of a registry without a tag history goes
+    headers = (*_client_headers().items(), ("Accept", ACCEPT))
     seen: set[_Key] = set()
     for target in targets:
         registry, repository, tag = target.key
@@ -580,7 +581,6 @@ def _lookups_ahead(targets: list[_Target], options: Options) -> dict[str, list[L
         seen.add(target.key)
         lookups = ahead.setdefault(registry, [])
         if len(lookups) < options.concurrency:
-            headers = (*_client_headers().items(), ("Accept", ACCEPT))
             lookups.append((manifest_path(repository, tag), headers))
     return ahead
 

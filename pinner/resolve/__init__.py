@@ -4,7 +4,7 @@ One module per kind of registry, each a small class with the :class:`Resolver`
 shape. ``chainguard`` reads cgr.dev's tag history; ``distribution`` asks any
 registry that speaks the distribution API for the tag's current manifest digest.
 Nothing in this package is imported on the offline path: most of it pulls in httpx (the
-ping and TLS modules do not: they run while httpx is being imported).
+ping, lookups and TLS modules do not: they run while httpx is being imported).
 """
 
 from __future__ import annotations
