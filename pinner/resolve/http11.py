@@ -101,9 +101,12 @@ class Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         origin = _origin(request.url)
+        extensions: dict[str, object] = {}
         if self._ahead:
             lookup = self._ahead.pop(_asked(request.method, request.url, request.headers.raw), None)
             early = None if lookup is None else await lookup.answer()
+            if lookup is not None and early is None and lookup.why is not None:
+                extensions["pinner_not_taken"] = lookup.why  # for -v: why it is sent again
             if early is not None:
                 answered = _Answered(early.head)
                 response = await answered.send(request)
@@ -132,7 +135,7 @@ class Transport(httpx.AsyncBaseTransport):
             response.status_code,
             headers=response.headers,
             stream=_Body(connection, self, origin),
-            extensions={"http_version": b"HTTP/" + response.http_version},
+            extensions={"http_version": b"HTTP/" + response.http_version, **extensions},
         )
 
     async def aclose(self) -> None:

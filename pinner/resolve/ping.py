@@ -380,7 +380,7 @@ class Ping(_Request):
         address = [self.address]  # where the ping went: no name to resolve again
         steps = {ahead: ahead.steps(address) for ahead in self._ahead}
         with contextlib.suppress(Exception):  # each lookup's own request meets whatever it was
-            _drive(steps, lambda ahead, outcome: ahead.finish(_early(outcome)))
+            _drive(steps, lambda ahead, outcome: ahead.finish(outcome))
         for ahead in self._ahead:
             ahead.close()  # those the run is over for, or that a failure above left
 
@@ -420,18 +420,22 @@ class Ahead(_Request):
         self.headers = tuple(headers)
         self._early: Early | None = None
         self._finished = False
+        self.started = False  # sent, or being sent
+        # Once finished without an answer to take, after it was sent: why, for -v.
+        self.why: str | None = None
         # (event loop, future) of each coroutine waiting for the answer.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def steps(self, addresses: Sequence[tuple[int, Any]]) -> Generator[int, None, Early | None]:
         """Its exchange, for :func:`_drive`, with a deadline from now."""
         self.deadline = time.monotonic() + self._timeout
+        self.started = True
         return self._steps("HEAD", self.headers, addresses)
 
     def close(self) -> None:
         """Hang up (or never send), and wake whoever waits: there is no answer to take."""
         super().close()
-        self.finish(None)
+        self._settle(None, "it was closed before its answer came")
 
     async def answer(self) -> Early | None:
         """The head of the answer once it is in; None if there is none to take."""
@@ -447,25 +451,48 @@ class Ahead(_Request):
             await waiter  # bounded by the deadline of the exchange that waits
         return self._early
 
-    def finish(self, early: Early | None) -> None:
-        """Keep *early* as the answer, unless it is a 1xx or one h11 would not read (then
-        there is none), and wake whoever waits; only the first call counts."""
-        if early is not None:
-            answer = _parsed(early.head[:-4], early.elapsed)
-            if answer is None or answer.status < 200:
-                early = None
+    def finish(self, outcome: Early | Exception | None) -> None:
+        """Keep the answer *outcome* holds, if it is one to take (not a 1xx, nor one h11 would
+        not read), else why there is none (:attr:`why`); wake whoever waits. Only the first
+        call counts: a close() after the end changes nothing."""
+        early, why = None, None
+        if isinstance(outcome, Early):
+            answer = _parsed(outcome.head[:-4], outcome.elapsed)
+            if answer is None:
+                why = "its answer was not plain HTTP/1.1"
+            elif answer.status < 200:
+                why = f"it was answered {answer.status}, an interim status"
+            else:
+                early = outcome
+        elif outcome is None:
+            why = "its answer was cut short, or its headers over 16 KiB"
+        else:
+            why = _failure(outcome)
+        self._settle(early, why)
+
+    def _settle(self, early: Early | None, why: str | None) -> None:
         with self._lock:
             if self._finished:
                 return
             self._early, self._finished = early, True
+            self.why = why if self.started else None
             waiters, self._waiters = self._waiters, []
         for loop, waiter in waiters:
             with contextlib.suppress(RuntimeError):  # that loop is closed: its run is over
                 loop.call_soon_threadsafe(_wake, waiter)
 
 
-def _early(outcome: Early | Exception | None) -> Early | None:
-    return outcome if isinstance(outcome, Early) else None
+def _failure(error: Exception) -> str:
+    """An exchange's failure in words that quote nothing the network sent."""
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(error, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return f"it failed ({type(error).__name__})"
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

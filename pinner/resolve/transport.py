@@ -189,12 +189,7 @@ async def _follow(
             state.answered = True
             if log is not None:
                 elapsed = (time.monotonic() - started) * 1000
-                ahead = response.extensions.get("pinner_sent_at_start_up")
-                took = (
-                    f"{elapsed:.0f} ms"
-                    if ahead is None
-                    else f"{ahead * 1000:.0f} ms, sent at start-up"
-                )
+                took = _took(response, elapsed)
                 log(f"{method} {display(target)} -> {response.status_code} ({took})")
             location = response.headers.get("Location")
             # A body (the refresh-token grant) must not follow a redirect: a 307/308 re-sends
@@ -377,6 +372,18 @@ def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
 
 def same_origin(a: str, b: str) -> bool:
     return _origin_of(httpx.URL(a)) == _origin_of(httpx.URL(b))
+
+
+def _took(response: httpx.Response, elapsed: float) -> str:
+    """How long an answer took, for -v, and whether it came to a request sent at start-up
+    (pinner.resolve.ping.Ahead), or why that one's could not be taken."""
+    ahead = response.extensions.get("pinner_sent_at_start_up")
+    if ahead is not None:
+        return f"{ahead * 1000:.0f} ms, sent at start-up"
+    again = response.extensions.get("pinner_not_taken")
+    if again is not None:
+        return f"{elapsed:.0f} ms; sent again: at start-up, {again}"
+    return f"{elapsed:.0f} ms"
 
 
 def display(url: httpx.URL) -> str:
