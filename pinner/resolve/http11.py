@@ -109,7 +109,7 @@ class Transport(httpx.AsyncBaseTransport):
                 extensions["pinner_not_taken"] = lookup.why  # for -v: why it is sent again
             if early is not None:
                 answered = _Answered(early.head)
-                response = await answered.send(request)
+                response = await answered.send(request, sent=lambda: self._open_wanted(origin))
                 return httpx.Response(
                     response.status_code,
                     headers=response.headers,
