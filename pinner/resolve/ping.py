@@ -386,8 +386,10 @@ class Ping(_Request):
 
     def _ask(self) -> Answer | None:
         parts = urlsplit(self.url)
-        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
-        found = socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
+        if not parts.hostname or parts.scheme not in DEFAULT_PORTS:
+            return None  # no request to send: the run's own says what is wrong with the URL
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         addresses = [(family, address) for family, _, _, _, address in found]
         headers = [("User-Agent", self._user_agent), ("Accept", "application/json")]
         outcomes: list[Early | Exception | None] = []
