@@ -620,8 +620,9 @@ async def _client(
     # honours HTTPS_PROXY, NO_PROXY and the like only with its own transport (httpcore's).
     transport = None
     if not _proxied():
-        ahead = [lookup for each in pings.ahead.values() for lookup in each] if pings else []
-        transport = Transport(verify, keep_alive=options.concurrency, ahead=ahead)
+        # Those of a registry that wants a token were never sent: no request looks for them.
+        sent = (a for each in pings.ahead.values() for a in each if not a.dropped) if pings else ()
+        transport = Transport(verify, keep_alive=options.concurrency, ahead=sent)
     preconnect = None
     if transport is not None:
         preconnect = functools.partial(transport.preconnect, timeout=options.timeout)

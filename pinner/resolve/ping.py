@@ -67,9 +67,8 @@ if TYPE_CHECKING:
 _STATUS_LINE_RE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?")
 _FIELD_NAME_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELD_VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-# A path that goes into the request line as it is (a --mirror URL may carry one; a manifest's
-# by digest has a colon).
-_PATH_RE = re.compile(r"/[A-Za-z0-9._~/%:-]*")
+# A path that goes into the request line as it is (a --mirror URL may carry one).
+_PATH_RE = re.compile(r"/[A-Za-z0-9._~/%-]*")
 
 
 class Answer(NamedTuple):
@@ -427,6 +426,11 @@ class Ahead(_Request):
         self.why: str | None = None
         # (event loop, future) of each coroutine waiting for the answer.
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def dropped(self) -> bool:
+        """Closed before it was sent (its ping was not answered 200): no answer will come."""
+        return self.closed and not self.started
 
     def steps(self, addresses: Sequence[tuple[int, Any]]) -> Generator[int, None, Early | None]:
         """Its exchange, for :func:`_drive`, with a deadline from now."""
